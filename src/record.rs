@@ -1,0 +1,116 @@
+//! The chat log's data model: one [`Record`] per event, written as one JSON object per line.
+//!
+//! The core produces records, the log store writes them (adding `ts` and `seq`), and the log
+//! query reads them back. JSON escaping means no user input can forge or split a record.
+
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// One event in the chat log. Serialized with a `kind` tag, e.g.
+/// `{"kind":"chat","nick":"alice","channel":"#general","text":"hi"}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record<'a> {
+    /// The server started listening.
+    ServerStart {
+        #[serde(borrow)]
+        version: Cow<'a, str>,
+    },
+    /// The server is stopping.
+    ServerStop {
+        #[serde(borrow)]
+        reason: Cow<'a, str>,
+    },
+    /// A connection was accepted.
+    Connect {
+        conn: u64,
+        #[serde(borrow)]
+        transport: Cow<'a, str>,
+        #[serde(borrow)]
+        peer: Cow<'a, str>,
+    },
+    /// A connection was closed.
+    Close {
+        conn: u64,
+        #[serde(borrow)]
+        peer: Cow<'a, str>,
+        #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+        nick: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        reason: Cow<'a, str>,
+    },
+    /// A connection chose its nickname.
+    Nick {
+        conn: u64,
+        #[serde(borrow)]
+        nick: Cow<'a, str>,
+    },
+    /// A user joined a channel.
+    Join {
+        #[serde(borrow)]
+        nick: Cow<'a, str>,
+        #[serde(borrow)]
+        channel: Cow<'a, str>,
+    },
+    /// A user left a channel (by `/join`ing another, `/quit`, or disconnecting).
+    Leave {
+        #[serde(borrow)]
+        nick: Cow<'a, str>,
+        #[serde(borrow)]
+        channel: Cow<'a, str>,
+    },
+    /// A command that was executed successfully.
+    Command {
+        #[serde(borrow)]
+        nick: Cow<'a, str>,
+        #[serde(borrow)]
+        command: Cow<'a, str>,
+    },
+    /// A public message to a channel.
+    Chat {
+        #[serde(borrow)]
+        nick: Cow<'a, str>,
+        #[serde(borrow)]
+        channel: Cow<'a, str>,
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    },
+    /// A private message between two users.
+    Private {
+        #[serde(borrow)]
+        from: Cow<'a, str>,
+        #[serde(borrow)]
+        to: Cow<'a, str>,
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    },
+    /// An administrator's announcement (REST).
+    Announcement {
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+        #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+        channel: Option<Cow<'a, str>>,
+        recipients: u64,
+    },
+    /// An error: a failed command, rejected input, an I/O problem.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conn: Option<u64>,
+        #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+        nick: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        error: Cow<'a, str>,
+    },
+}
+
+impl Record<'_> {
+    /// True for the records that carry a message people read: chat, private, announcement.
+    /// These are the ones that are refused when they cannot be logged, and the ones the log
+    /// query searches.
+    pub fn is_message(&self) -> bool {
+        matches!(
+            self,
+            Record::Chat { .. } | Record::Private { .. } | Record::Announcement { .. }
+        )
+    }
+}
