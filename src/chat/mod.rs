@@ -130,3 +130,6 @@ pub trait Outbox {
     /// Close a connection after its queued output is written.
     fn close(&mut self, id: ClientId, reason: CloseReason);
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,16 @@
-//! placeholder
+//! The I/O shell: one mio `Poll` loop over one slab of listeners and connections. The only
+//! part of the crate that touches sockets, files or the clock.
+
+mod buffer;
+mod clock;
+mod conn;
+mod event_loop;
+mod io;
+mod limits;
+mod metrics;
+mod timers;
+
+pub use self::buffer::{Chunk, OutQueue, Written};
+pub use self::event_loop::Server;
+pub use self::io::ListenKind;
+pub use self::metrics::Metrics;

@@ -1,0 +1,239 @@
+//! Parsing a `/command args` line into a [`Command`].
+
+/// A chat command with its arguments, borrowed from the input line.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Command<'a> {
+    /// `/help`
+    Help,
+    /// `/list`
+    List,
+    /// `/join #channel` (the channel name includes the `#`).
+    Join(&'a str),
+    /// `/msg @nick text` (the nick without its `@`).
+    Msg {
+        /// Recipient nickname, without `@`.
+        to: &'a str,
+        /// The message text.
+        text: &'a str,
+    },
+    /// `/ignore @nick` (the nick without its `@`).
+    Ignore(&'a str),
+    /// `/quit`
+    Quit,
+}
+
+/// A command line that could not be parsed; each variant has its own notice.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum CommandError<'a> {
+    /// The command word is not one of the six (holds the word, with its `/`).
+    Unknown(&'a str),
+    /// `/join` without a `#channel`.
+    JoinNeedsChannel,
+    /// `/join` with a name that is not a valid channel name.
+    InvalidChannel(&'a str),
+    /// `/msg` without an `@nickname`.
+    MsgNeedsNick,
+    /// `/msg @nick` without text.
+    MsgNeedsText,
+    /// `/ignore` without an `@nickname`.
+    IgnoreNeedsNick,
+}
+
+/// The commands in `/help` order: syntax and description.
+pub const HELP: [(&str, &str); 6] = [
+    ("/help", "Shows the list of all available commands."),
+    ("/list", "Lists user nicknames in the current channel."),
+    (
+        "/ignore @nickname",
+        "Ignore a user, followed by user nickname. An ignored user can not send you private messages.",
+    ),
+    ("/join #channel", "Join a channel."),
+    ("/msg @nickname message", "Send a private message to a user."),
+    ("/quit", "Quit chat server."),
+];
+
+/// Parses a line. `None` when the line is not a command (does not start with `/`).
+/// The command word must match exactly: `/helpme` is an unknown command.
+pub fn parse_command(line: &str) -> Option<Result<Command<'_>, CommandError<'_>>> {
+    if !line.starts_with('/') {
+        return None;
+    }
+    let (word, rest) = split_word(line);
+    let parsed = match word {
+        "/help" => Ok(Command::Help),
+        "/list" => Ok(Command::List),
+        "/quit" => Ok(Command::Quit),
+        "/join" => parse_join(rest),
+        "/msg" => parse_msg(rest),
+        "/ignore" => match split_word(rest).0.strip_prefix('@') {
+            Some(nick) if !nick.is_empty() => Ok(Command::Ignore(nick)),
+            _ => Err(CommandError::IgnoreNeedsNick),
+        },
+        other => Err(CommandError::Unknown(other)),
+    };
+    Some(parsed)
+}
+
+fn parse_join(rest: &str) -> Result<Command<'_>, CommandError<'_>> {
+    let (name, extra) = split_word(rest);
+    if name.is_empty() {
+        return Err(CommandError::JoinNeedsChannel);
+    }
+    if !extra.is_empty() || !is_valid_channel(name) {
+        return Err(CommandError::InvalidChannel(rest));
+    }
+    Ok(Command::Join(name))
+}
+
+fn parse_msg(rest: &str) -> Result<Command<'_>, CommandError<'_>> {
+    let (target, text) = split_word(rest);
+    match target.strip_prefix('@') {
+        Some(nick) if !nick.is_empty() => {
+            if text.is_empty() {
+                Err(CommandError::MsgNeedsText)
+            } else {
+                Ok(Command::Msg { to: nick, text })
+            }
+        }
+        _ => Err(CommandError::MsgNeedsNick),
+    }
+}
+
+/// Splits off the first whitespace-separated word; the rest has leading whitespace removed.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+/// `#` then 1–32 ASCII letters, digits, `_` or `-`.
+pub fn is_valid_channel(name: &str) -> bool {
+    match name.strip_prefix('#') {
+        Some(body) => {
+            (1..=32).contains(&body.len())
+                && body
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+        None => false,
+    }
+}
+
+/// 1–24 ASCII letters, digits, `_` or `-`, starting with a letter.
+pub fn is_valid_nick(nick: &str) -> bool {
+    (1..=24).contains(&nick.len())
+        && nick.as_bytes()[0].is_ascii_alphabetic()
+        && nick
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_not_a_command() {
+        assert_eq!(parse_command("hello /help"), None);
+        assert_eq!(parse_command(""), None);
+    }
+
+    #[test]
+    fn command_word_must_match_exactly() {
+        assert_eq!(parse_command("/help"), Some(Ok(Command::Help)));
+        assert_eq!(parse_command("/help extra"), Some(Ok(Command::Help)));
+        assert_eq!(
+            parse_command("/helpme"),
+            Some(Err(CommandError::Unknown("/helpme")))
+        );
+        assert_eq!(parse_command("/"), Some(Err(CommandError::Unknown("/"))));
+        assert_eq!(
+            parse_command("/quitter"),
+            Some(Err(CommandError::Unknown("/quitter")))
+        );
+    }
+
+    #[test]
+    fn join_parses_and_validates_the_channel() {
+        assert_eq!(
+            parse_command("/join #general"),
+            Some(Ok(Command::Join("#general")))
+        );
+        assert_eq!(
+            parse_command("/join   #a-b_c "),
+            Some(Ok(Command::Join("#a-b_c")))
+        );
+        assert_eq!(
+            parse_command("/join"),
+            Some(Err(CommandError::JoinNeedsChannel))
+        );
+        assert_eq!(
+            parse_command("/join general"),
+            Some(Err(CommandError::InvalidChannel("general")))
+        );
+        assert_eq!(
+            parse_command("/join #a #b"),
+            Some(Err(CommandError::InvalidChannel("#a #b")))
+        );
+        let long = format!("/join #{}", "x".repeat(33));
+        assert!(matches!(
+            parse_command(&long),
+            Some(Err(CommandError::InvalidChannel(_)))
+        ));
+    }
+
+    #[test]
+    fn msg_needs_a_nick_and_text() {
+        assert_eq!(
+            parse_command("/msg @bob hello  there"),
+            Some(Ok(Command::Msg {
+                to: "bob",
+                text: "hello  there"
+            }))
+        );
+        assert_eq!(parse_command("/msg"), Some(Err(CommandError::MsgNeedsNick)));
+        assert_eq!(
+            parse_command("/msg bob hi"),
+            Some(Err(CommandError::MsgNeedsNick))
+        );
+        assert_eq!(
+            parse_command("/msg @ hi"),
+            Some(Err(CommandError::MsgNeedsNick))
+        );
+        assert_eq!(
+            parse_command("/msg @bob"),
+            Some(Err(CommandError::MsgNeedsText))
+        );
+    }
+
+    #[test]
+    fn ignore_needs_a_nick() {
+        assert_eq!(
+            parse_command("/ignore @bob"),
+            Some(Ok(Command::Ignore("bob")))
+        );
+        assert_eq!(
+            parse_command("/ignore"),
+            Some(Err(CommandError::IgnoreNeedsNick))
+        );
+        assert_eq!(
+            parse_command("/ignore bob"),
+            Some(Err(CommandError::IgnoreNeedsNick))
+        );
+    }
+
+    #[test]
+    fn nick_rules() {
+        assert!(is_valid_nick("alice"));
+        assert!(is_valid_nick("a-b_9"));
+        assert!(is_valid_nick(&"a".repeat(24)));
+        assert!(!is_valid_nick(&"a".repeat(25)));
+        assert!(!is_valid_nick(""));
+        assert!(!is_valid_nick("9lives"));
+        assert!(!is_valid_nick("al ice"));
+        assert!(!is_valid_nick("/help"));
+        assert!(!is_valid_nick("é"));
+    }
+}

@@ -1,0 +1,608 @@
+//! [`ChatCore`]: sessions, nicknames, channels and commands.
+
+use super::command::{is_valid_channel, is_valid_nick, parse_command, Command};
+use super::strings as s;
+use super::{BadInput, ClientId, CloseReason, Now, Outbox};
+use crate::record::Record;
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+/// Settings of the core.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Time allowed to choose a nickname, in milliseconds.
+    pub nick_timeout_ms: u64,
+}
+
+/// Counts for `/status` and `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections known to the core (with or without a nickname).
+    pub sessions: usize,
+    /// Users with a nickname.
+    pub users: usize,
+    /// Channels with at least one member.
+    pub channels: usize,
+}
+
+/// Why an announcement was not sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnnounceError {
+    /// No identified user is online (or none in that channel).
+    NoUsers,
+    /// The channel does not exist.
+    UnknownChannel,
+    /// The channel name is not valid.
+    InvalidChannel,
+    /// The announcement could not be written to the log, so it was not sent.
+    LogFailed,
+}
+
+type ChannelKey = u32;
+
+struct Session {
+    gen: u32,
+    nick: Option<Box<str>>,
+    channel: Option<ChannelKey>,
+    /// Lower-cased nicknames this user ignores.
+    ignores: Vec<Box<str>>,
+}
+
+struct Channel {
+    name: Box<str>,
+    members: Vec<ClientId>,
+}
+
+/// The chat state machine. See the module docs of [`crate::chat`].
+pub struct ChatCore {
+    config: CoreConfig,
+    /// Indexed by `ClientId::key`; the generation is checked on every access.
+    sessions: Vec<Option<Session>>,
+    session_count: usize,
+    /// Lower-cased nickname → user.
+    nicks: HashMap<Box<str>, ClientId>,
+    channels: slab::Slab<Channel>,
+    /// Lower-cased channel name → channel.
+    channel_index: HashMap<Box<str>, ChannelKey>,
+    nick_deadlines: BinaryHeap<Reverse<(u64, ClientId)>>,
+    kitchen_cache: (i64, i32, String),
+}
+
+fn lower(s: &str) -> Box<str> {
+    s.to_ascii_lowercase().into_boxed_str()
+}
+
+impl ChatCore {
+    /// A core with no users.
+    pub fn new(config: CoreConfig) -> Self {
+        ChatCore {
+            config,
+            sessions: Vec::new(),
+            session_count: 0,
+            nicks: HashMap::new(),
+            channels: slab::Slab::new(),
+            channel_index: HashMap::new(),
+            nick_deadlines: BinaryHeap::new(),
+            kitchen_cache: (i64::MIN, 0, String::new()),
+        }
+    }
+
+    /// Counts of sessions, users and channels.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            sessions: self.session_count,
+            users: self.nicks.len(),
+            channels: self.channels.len(),
+        }
+    }
+
+    /// The nickname of a connection, if it has chosen one.
+    pub fn nick_of(&self, id: ClientId) -> Option<&str> {
+        self.session(id).and_then(|s| s.nick.as_deref())
+    }
+
+    /// The names of all channels with members, sorted.
+    pub fn channel_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .channels
+            .iter()
+            .map(|(_, c)| c.name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The earliest nickname deadline (monotonic ms), for the shell's poll timeout.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.nick_deadlines.peek().map(|Reverse((t, _))| *t)
+    }
+
+    fn session(&self, id: ClientId) -> Option<&Session> {
+        match self.sessions.get(id.key as usize) {
+            Some(Some(s)) if s.gen == id.gen => Some(s),
+            _ => None,
+        }
+    }
+
+    fn session_mut(&mut self, id: ClientId) -> Option<&mut Session> {
+        match self.sessions.get_mut(id.key as usize) {
+            Some(Some(s)) if s.gen == id.gen => Some(s),
+            _ => None,
+        }
+    }
+
+    fn kitchen(&mut self, now: Now) -> &str {
+        let minute = now.unix_ms.div_euclid(60_000);
+        if self.kitchen_cache.0 != minute || self.kitchen_cache.1 != now.utc_offset_s {
+            self.kitchen_cache = (
+                minute,
+                now.utc_offset_s,
+                crate::timefmt::kitchen(now.unix_ms, now.utc_offset_s),
+            );
+        }
+        &self.kitchen_cache.2
+    }
+
+    /// A new connection: greet it and start its nickname deadline.
+    pub fn handle_connect(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
+        let idx = id.key as usize;
+        if self.sessions.len() <= idx {
+            self.sessions.resize_with(idx + 1, || None);
+        }
+        if let Some(old_gen) = self.sessions[idx].as_ref().map(|s| s.gen) {
+            // The shell reused a slot without reporting the old connection gone.
+            self.remove_session(
+                now,
+                ClientId {
+                    key: id.key,
+                    gen: old_gen,
+                },
+                out,
+            );
+        }
+        self.sessions[idx] = Some(Session {
+            gen: id.gen,
+            nick: None,
+            channel: None,
+            ignores: Vec::new(),
+        });
+        self.session_count += 1;
+        self.nick_deadlines.push(Reverse((
+            now.mono_ms.saturating_add(self.config.nick_timeout_ms),
+            id,
+        )));
+        out.send(id, &s::welcome(self.nicks.len()));
+    }
+
+    /// The connection is gone (EOF, error, timeout, close): free its nickname, leave its
+    /// channel and tell the channel. Unknown or already removed ids are ignored.
+    pub fn handle_disconnect(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
+        self.remove_session(now, id, out);
+    }
+
+    /// Closes connections whose nickname deadline passed.
+    pub fn handle_tick(&mut self, now: Now, out: &mut impl Outbox) {
+        while let Some(Reverse((deadline, id))) = self.nick_deadlines.peek().copied() {
+            if deadline > now.mono_ms {
+                break;
+            }
+            self.nick_deadlines.pop();
+            if matches!(self.session(id), Some(sess) if sess.nick.is_none()) {
+                out.send(id, s::NICK_TIMEOUT);
+                out.close(id, CloseReason::NickTimeout);
+                self.remove_session(now, id, out);
+            }
+        }
+    }
+
+    /// Input the framer rejected: tell the user.
+    pub fn handle_bad_input(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        bad: BadInput,
+        out: &mut impl Outbox,
+    ) {
+        let Some(sess) = self.session(id) else { return };
+        let text = match bad {
+            BadInput::InvalidUtf8 => Cow::Borrowed(s::INVALID_UTF8),
+            BadInput::TooLong { max } => Cow::Owned(s::too_long(max)),
+            BadInput::Binary => Cow::Borrowed(s::BINARY),
+        };
+        let nick = sess.nick.as_deref().map(Cow::Borrowed);
+        let _ = out.log(
+            now,
+            &Record::Error {
+                conn: Some(u64::from(id.gen)),
+                nick,
+                error: Cow::Borrowed(match bad {
+                    BadInput::InvalidUtf8 => "input rejected: invalid UTF-8",
+                    BadInput::TooLong { .. } => "input rejected: line too long",
+                    BadInput::Binary => "input rejected: binary message",
+                }),
+            },
+        );
+        out.send(id, &text);
+    }
+
+    /// One line of input (already UTF-8 checked, cleaned of control characters and trimmed).
+    pub fn handle_line(&mut self, now: Now, id: ClientId, line: &str, out: &mut impl Outbox) {
+        let Some(sess) = self.session(id) else { return };
+        if line.is_empty() {
+            return;
+        }
+        if sess.nick.is_none() {
+            self.identify(now, id, line, out);
+            return;
+        }
+        match parse_command(line) {
+            None => self.chat(now, id, line, out),
+            Some(Ok(cmd)) => self.command(now, id, cmd, out),
+            Some(Err(err)) => {
+                let text = s::command_error(&err);
+                self.log_error(now, id, &text, out);
+                out.send(id, &text);
+            }
+        }
+    }
+
+    fn identify(&mut self, now: Now, id: ClientId, line: &str, out: &mut impl Outbox) {
+        match parse_command(line) {
+            Some(Ok(Command::Quit)) => {
+                out.send(id, s::GOOD_BYE_ANON);
+                out.close(id, CloseReason::Quit);
+                self.remove_session(now, id, out);
+                return;
+            }
+            Some(Ok(Command::Help)) => {
+                out.send(id, &s::help());
+                return;
+            }
+            Some(_) => {
+                out.send(id, s::NICK_FIRST);
+                return;
+            }
+            None => {}
+        }
+        let nick = line.strip_prefix('@').unwrap_or(line);
+        if !is_valid_nick(nick) {
+            out.send(id, s::NICK_INVALID);
+            return;
+        }
+        let key = lower(nick);
+        if self.nicks.contains_key(&key) {
+            out.send(id, s::NICK_TAKEN);
+            return;
+        }
+        self.nicks.insert(key, id);
+        if let Some(sess) = self.session_mut(id) {
+            sess.nick = Some(nick.into());
+        }
+        let _ = out.log(
+            now,
+            &Record::Nick {
+                conn: u64::from(id.gen),
+                nick: Cow::Borrowed(nick),
+            },
+        );
+        out.send(id, &s::thanks(nick));
+    }
+
+    fn chat(&mut self, now: Now, id: ClientId, text: &str, out: &mut impl Outbox) {
+        let Some(sess) = self.session(id) else { return };
+        let Some(ch) = sess.channel else {
+            out.send(id, s::NOT_IN_CHANNEL);
+            return;
+        };
+        let nick = sess.nick.as_deref().unwrap_or_default();
+        let Some(channel) = self.channels.get(ch as usize) else {
+            return;
+        };
+        let record = Record::Chat {
+            nick: Cow::Borrowed(nick),
+            channel: Cow::Borrowed(&channel.name),
+            text: Cow::Borrowed(text),
+        };
+        if out.log(now, &record).is_err() {
+            out.send(id, s::NOT_LOGGED);
+            return;
+        }
+        let nick: Box<str> = nick.into();
+        let kitchen = self.kitchen(now).to_owned();
+        let msg = s::chat(&kitchen, &nick, text);
+        if let Some(channel) = self.channels.get(ch as usize) {
+            out.send_many(&channel.members, &msg);
+        }
+    }
+
+    fn command(&mut self, now: Now, id: ClientId, cmd: Command<'_>, out: &mut impl Outbox) {
+        let Some(nick) = self.nick_of(id).map(Box::<str>::from) else {
+            return;
+        };
+        match cmd {
+            Command::Help => {
+                log_command(now, &nick, "/help", out);
+                out.send(id, &s::help());
+            }
+            Command::List => {
+                let ch = self.session(id).and_then(|s| s.channel);
+                match ch.and_then(|c| self.channels.get(c as usize)) {
+                    None => {
+                        self.log_error(now, id, s::LIST_NOT_IN_CHANNEL, out);
+                        out.send(id, s::LIST_NOT_IN_CHANNEL);
+                    }
+                    Some(channel) => {
+                        let mut text = String::from(s::LIST_HEADER);
+                        for member in &channel.members {
+                            if let Some(n) = self.nick_of(*member) {
+                                text.push_str("\n@");
+                                text.push_str(n);
+                            }
+                        }
+                        log_command(now, &nick, "/list", out);
+                        out.send(id, &text);
+                    }
+                }
+            }
+            Command::Join(name) => self.join(now, id, &nick, name, out),
+            Command::Msg { to, text } => self.private(now, id, &nick, to, text, out),
+            Command::Ignore(target) => {
+                let key = lower(target);
+                let error = if !self.nicks.contains_key(&key) {
+                    Some(s::not_connected(target))
+                } else if *key == *lower(&nick) {
+                    Some(s::IGNORE_SELF.to_string())
+                } else {
+                    None
+                };
+                if let Some(error) = error {
+                    self.log_error(now, id, &error, out);
+                    out.send(id, &error);
+                    return;
+                }
+                let Some(sess) = self.session_mut(id) else {
+                    return;
+                };
+                if sess.ignores.contains(&key) {
+                    out.send(id, &s::already_ignored(target));
+                    return;
+                }
+                sess.ignores.push(key);
+                log_command(now, &nick, &format!("/ignore @{target}"), out);
+                out.send(id, &s::now_ignored(target));
+            }
+            Command::Quit => {
+                log_command(now, &nick, "/quit", out);
+                out.send(id, &s::good_bye(&nick));
+                out.close(id, CloseReason::Quit);
+                self.remove_session(now, id, out);
+            }
+        }
+    }
+
+    fn join(&mut self, now: Now, id: ClientId, nick: &str, name: &str, out: &mut impl Outbox) {
+        debug_assert!(is_valid_channel(name));
+        let key = lower(name);
+        let current = self.session(id).and_then(|s| s.channel);
+        let target = self.channel_index.get(&key).copied();
+        if current.is_some() && current == target {
+            let shown = self
+                .channels
+                .get(current.unwrap_or_default() as usize)
+                .map_or(name, |c| &c.name);
+            let text = s::already_in(shown);
+            self.log_error(now, id, &text, out);
+            out.send(id, &text);
+            return;
+        }
+        self.leave_channel(now, id, nick, out);
+        let ch = match target {
+            Some(ch) => ch,
+            None => {
+                let ch = self.channels.insert(Channel {
+                    name: name.into(),
+                    members: Vec::new(),
+                }) as ChannelKey;
+                self.channel_index.insert(key, ch);
+                ch
+            }
+        };
+        let Some(channel) = self.channels.get_mut(ch as usize) else {
+            return;
+        };
+        let others = channel.members.len();
+        channel.members.push(id);
+        let shown: Box<str> = channel.name.clone();
+        if let Some(sess) = self.session_mut(id) {
+            sess.channel = Some(ch);
+        }
+        let _ = out.log(
+            now,
+            &Record::Join {
+                nick: Cow::Borrowed(nick),
+                channel: Cow::Borrowed(&shown),
+            },
+        );
+        out.send(id, &s::others_in_channel(others));
+        let kitchen = self.kitchen(now).to_owned();
+        let msg = s::joined(&kitchen, nick, &shown);
+        if let Some(channel) = self.channels.get(ch as usize) {
+            out.send_many(&channel.members, &msg);
+        }
+    }
+
+    fn private(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        nick: &str,
+        to: &str,
+        text: &str,
+        out: &mut impl Outbox,
+    ) {
+        let Some(&target) = self.nicks.get(&lower(to)) else {
+            let error = s::not_connected(to);
+            self.log_error(now, id, &error, out);
+            out.send(id, &error);
+            return;
+        };
+        let me = lower(nick);
+        let to_nick: Box<str> = self.nick_of(target).unwrap_or(to).into();
+        if self
+            .session(target)
+            .is_some_and(|t| t.ignores.contains(&me))
+        {
+            let error = s::ignored_you(&to_nick);
+            self.log_error(now, id, &error, out);
+            out.send(id, &error);
+            return;
+        }
+        let record = Record::Private {
+            from: Cow::Borrowed(nick),
+            to: Cow::Borrowed(&to_nick),
+            text: Cow::Borrowed(text),
+        };
+        if out.log(now, &record).is_err() {
+            out.send(id, s::NOT_LOGGED);
+            return;
+        }
+        let kitchen = self.kitchen(now).to_owned();
+        out.send(target, &s::private_from(&kitchen, nick, text));
+        out.send(id, &s::private_to(&kitchen, &to_nick, text));
+    }
+
+    /// An administrator's announcement to every identified user, or to one channel's members.
+    /// Returns the recipients' nicknames.
+    pub fn announce(
+        &mut self,
+        now: Now,
+        text: &str,
+        channel: Option<&str>,
+        out: &mut impl Outbox,
+    ) -> Result<Vec<String>, AnnounceError> {
+        let recipients: Vec<ClientId> = match channel {
+            Some(name) => {
+                if !is_valid_channel(name) {
+                    return Err(AnnounceError::InvalidChannel);
+                }
+                let ch = self
+                    .channel_index
+                    .get(&lower(name))
+                    .and_then(|c| self.channels.get(*c as usize))
+                    .ok_or(AnnounceError::UnknownChannel)?;
+                ch.members.clone()
+            }
+            None => {
+                let mut all: Vec<ClientId> = self.nicks.values().copied().collect();
+                all.sort_unstable();
+                all
+            }
+        };
+        if recipients.is_empty() {
+            return Err(AnnounceError::NoUsers);
+        }
+        let shown = channel.map(|name| {
+            self.channel_index
+                .get(&lower(name))
+                .and_then(|c| self.channels.get(*c as usize))
+                .map_or(name.to_string(), |c| c.name.to_string())
+        });
+        let record = Record::Announcement {
+            text: Cow::Borrowed(text),
+            channel: shown.as_deref().map(Cow::Borrowed),
+            recipients: recipients.len() as u64,
+        };
+        if out.log(now, &record).is_err() {
+            return Err(AnnounceError::LogFailed);
+        }
+        out.send_many(&recipients, &s::announcement(text));
+        Ok(recipients
+            .iter()
+            .filter_map(|r| self.nick_of(*r).map(|n| format!("@{n}")))
+            .collect())
+    }
+
+    /// The server is stopping: tell every connection and close it.
+    pub fn handle_shutdown(&mut self, now: Now, out: &mut impl Outbox) {
+        let ids: Vec<ClientId> = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter_map(|(key, s)| {
+                s.as_ref().map(|s| ClientId {
+                    key: key as u32,
+                    gen: s.gen,
+                })
+            })
+            .collect();
+        out.send_many(&ids, s::SHUTDOWN);
+        for id in ids {
+            out.close(id, CloseReason::Shutdown);
+            self.remove_session(now, id, out);
+        }
+    }
+
+    fn leave_channel(&mut self, now: Now, id: ClientId, nick: &str, out: &mut impl Outbox) {
+        let Some(ch) = self.session_mut(id).and_then(|s| s.channel.take()) else {
+            return;
+        };
+        let Some(channel) = self.channels.get_mut(ch as usize) else {
+            return;
+        };
+        channel.members.retain(|m| *m != id);
+        let name: Box<str> = channel.name.clone();
+        let _ = out.log(
+            now,
+            &Record::Leave {
+                nick: Cow::Borrowed(nick),
+                channel: Cow::Borrowed(&name),
+            },
+        );
+        if channel.members.is_empty() {
+            self.channels.remove(ch as usize);
+            self.channel_index.remove(&lower(&name));
+            return;
+        }
+        let kitchen = self.kitchen(now).to_owned();
+        let msg = s::left(&kitchen, nick, &name);
+        if let Some(channel) = self.channels.get(ch as usize) {
+            out.send_many(&channel.members, &msg);
+        }
+    }
+
+    fn remove_session(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
+        let Some(nick) = self.session(id).map(|s| s.nick.clone()) else {
+            return;
+        };
+        if let Some(nick) = nick {
+            self.leave_channel(now, id, &nick, out);
+            self.nicks.remove(&lower(&nick));
+        }
+        if let Some(slot) = self.sessions.get_mut(id.key as usize) {
+            *slot = None;
+        }
+        self.session_count -= 1;
+    }
+
+    fn log_error(&self, now: Now, id: ClientId, error: &str, out: &mut impl Outbox) {
+        let _ = out.log(
+            now,
+            &Record::Error {
+                conn: Some(u64::from(id.gen)),
+                nick: self.nick_of(id).map(Cow::Borrowed),
+                error: Cow::Borrowed(error),
+            },
+        );
+    }
+}
+
+fn log_command(now: Now, nick: &str, command: &str, out: &mut impl Outbox) {
+    let _ = out.log(
+        now,
+        &Record::Command {
+            nick: Cow::Borrowed(nick),
+            command: Cow::Borrowed(command),
+        },
+    );
+}

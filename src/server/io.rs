@@ -1,0 +1,218 @@
+//! The shell's side of the chat core's [`Outbox`]: the slab of connections, output queues
+//! with their limits, the dirty/reap lists and the chat log.
+
+use super::buffer::Chunk;
+use super::conn::{Conn, ConnState, Proto};
+use super::metrics::Metrics;
+use super::timers::{Timer, TimerKind, Timers};
+use crate::chat::{ClientId, CloseReason, LogFailed, Now, Outbox};
+use crate::log_store::LogStore;
+use crate::proto::telnet;
+use crate::record::Record;
+use mio::net::TcpListener;
+use slab::Slab;
+use std::rc::Rc;
+
+/// What a listener accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenKind {
+    /// Telnet chat clients.
+    Telnet,
+}
+
+/// A listening socket.
+pub struct Listener {
+    /// The socket.
+    pub socket: TcpListener,
+    /// What it accepts.
+    pub kind: ListenKind,
+    /// Accepting is paused after an accept error until a timer fires.
+    pub paused: bool,
+}
+
+/// A slab entry: listeners and connections share one slab (and one token space).
+pub enum Entry {
+    /// A listening socket.
+    Listener(Listener),
+    /// A client connection.
+    Conn(Box<Conn>),
+}
+
+/// Output limits per connection.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputLimits {
+    /// Disconnect at once above this many queued bytes.
+    pub hard: usize,
+    /// Disconnect when above this for `soft_ms`.
+    pub soft: usize,
+    /// See `soft`.
+    pub soft_ms: u64,
+    /// How long a closing connection may take to flush its goodbye.
+    pub close_flush_ms: u64,
+}
+
+/// Everything the shell owns except the poll and the chat core.
+pub struct Io {
+    /// Listeners and connections.
+    pub slab: Slab<Entry>,
+    /// Connections with output to write this pass.
+    pub dirty: Vec<usize>,
+    /// Connections to remove at the end of this pass.
+    pub reap: Vec<usize>,
+    /// Connections with input left unread at the read budget.
+    pub pending_reads: Vec<usize>,
+    /// Deadlines.
+    pub timers: Timers,
+    /// The chat log.
+    pub log: LogStore,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    /// Output limits.
+    pub limits: OutputLimits,
+    /// The time of this loop pass.
+    pub now: Now,
+    encode_buf: Vec<u8>,
+}
+
+impl Io {
+    /// A shell with no sockets yet.
+    pub fn new(log: LogStore, limits: OutputLimits, now: Now) -> Io {
+        Io {
+            slab: Slab::new(),
+            dirty: Vec::new(),
+            reap: Vec::new(),
+            pending_reads: Vec::new(),
+            timers: Timers::default(),
+            log,
+            metrics: Metrics::default(),
+            limits,
+            now,
+            encode_buf: Vec::new(),
+        }
+    }
+
+    /// The connection with this id, if it is still the same connection.
+    pub fn conn_mut(&mut self, id: ClientId) -> Option<&mut Conn> {
+        match self.slab.get_mut(id.key as usize) {
+            Some(Entry::Conn(c)) if c.id.gen == id.gen => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Queues bytes for a connection, enforcing the output caps.
+    pub fn enqueue(&mut self, id: ClientId, chunk: &Chunk) {
+        let now = self.now.mono_ms;
+        let limits = self.limits;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.is_dead() {
+            return;
+        }
+        if conn.out.len() + chunk.len() > limits.hard {
+            self.kill(id, CloseReason::OutputOverflow);
+            return;
+        }
+        conn.out.push(chunk.clone());
+        let mut arm_soft = false;
+        if conn.out.len() > limits.soft && conn.over_soft_since == 0 {
+            conn.over_soft_since = now.max(1);
+            arm_soft = true;
+        }
+        let newly_dirty = !conn.dirty;
+        conn.dirty = true;
+        if newly_dirty {
+            self.dirty.push(id.key as usize);
+        }
+        if arm_soft {
+            self.timers.add(Timer {
+                at_ms: now + limits.soft_ms,
+                key: id.key,
+                gen: id.gen,
+                kind: TimerKind::SoftLimit,
+            });
+        }
+    }
+
+    /// Marks a connection dead: no more I/O, reaped at the end of the pass. Its queued
+    /// output is dropped.
+    pub fn kill(&mut self, id: ClientId, reason: CloseReason) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.is_dead() {
+            return;
+        }
+        conn.state = ConnState::Dead(reason);
+        conn.out.clear();
+        self.reap.push(id.key as usize);
+    }
+
+    fn encode_telnet(&mut self, text: &str) -> Chunk {
+        self.encode_buf.clear();
+        telnet::encode_message(text, &mut self.encode_buf);
+        Rc::from(&self.encode_buf[..])
+    }
+}
+
+impl Outbox for Io {
+    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+        match self.log.append(now.unix_ms, record) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(LogFailed),
+        }
+    }
+
+    fn send(&mut self, to: ClientId, text: &str) {
+        let Some(conn) = self.conn_mut(to) else {
+            return;
+        };
+        let chunk = match conn.proto {
+            Proto::Telnet(_) => self.encode_telnet(text),
+        };
+        self.metrics.messages_out += 1;
+        self.enqueue(to, &chunk);
+    }
+
+    fn send_many(&mut self, to: &[ClientId], text: &str) {
+        let mut telnet_bytes: Option<Chunk> = None;
+        for &id in to {
+            let Some(conn) = self.conn_mut(id) else {
+                continue;
+            };
+            let chunk = match conn.proto {
+                Proto::Telnet(_) => match &telnet_bytes {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = self.encode_telnet(text);
+                        telnet_bytes = Some(c.clone());
+                        c
+                    }
+                },
+            };
+            self.metrics.messages_out += 1;
+            self.enqueue(id, &chunk);
+        }
+    }
+
+    fn close(&mut self, id: ClientId, reason: CloseReason) {
+        let at_ms = self.now.mono_ms + self.limits.close_flush_ms;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state != ConnState::Open {
+            return;
+        }
+        if conn.out.is_empty() {
+            self.kill(id, reason);
+            return;
+        }
+        conn.state = ConnState::Closing(reason);
+        self.timers.add(Timer {
+            at_ms,
+            key: id.key,
+            gen: id.gen,
+            kind: TimerKind::CloseDeadline,
+        });
+    }
+}
