@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod log_store;
 pub mod proto;
+pub mod rest;
 pub mod record;
 pub mod server;
 pub mod timefmt;

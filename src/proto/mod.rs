@@ -1,4 +1,5 @@
 //! Codecs: bytes to frames and back (telnet lines, text rules). Pure: no sockets, no clock.
 
+pub mod http;
 pub mod telnet;
 pub mod text;
