@@ -78,7 +78,8 @@ fn run(config_path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let server = match Server::bind(&config, log) {
+    let token = admin_token(&config);
+    let server = match Server::bind(&config, log, token) {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot start: {e}");
@@ -88,15 +89,14 @@ fn run(config_path: &Path) -> ExitCode {
     log::info!("chat-server {} starting", env!("CARGO_PKG_VERSION"));
     log::info!("chat log: {}", config.log_file);
     for (kind, addr) in server.local_addrs() {
-        match kind {
-            ListenKind::Telnet => {
-                log::info!(
-                    "telnet listening on {addr} (connect with: telnet {} {})",
-                    shown_host(addr),
-                    addr.port()
-                )
-            }
-        }
+        let host = shown_host(addr);
+        let port = addr.port();
+        let hint = match kind {
+            ListenKind::Telnet => format!("connect with: telnet {host} {port}"),
+            ListenKind::WebSocket => format!("chat in a browser: http://{host}:{port}/client"),
+            ListenKind::Rest => format!("API docs: http://{host}:{port}/docs"),
+        };
+        log::info!("{} listening on {addr} ({hint})", kind.name());
     }
     log::info!("accepting up to {} connections", server.max_connections());
     match server.run() {
@@ -106,6 +106,48 @@ fn run(config_path: &Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The admin token: the config's, else `CHAT_ADMIN_TOKEN`, else a random one printed once.
+fn admin_token(config: &Config) -> String {
+    if let Some(token) = &config.admin_token {
+        return token.clone();
+    }
+    if let Ok(token) = std::env::var("CHAT_ADMIN_TOKEN") {
+        if token.len() >= 16 && !token.chars().any(char::is_whitespace) {
+            return token;
+        }
+        log::warn!("CHAT_ADMIN_TOKEN is shorter than 16 characters or has spaces; ignoring it");
+    }
+    let token = random_token();
+    // Printed once, to stderr only; never written to the chat log.
+    eprintln!(
+        "admin token for the REST API (set admin_token or CHAT_ADMIN_TOKEN to choose one): {token}"
+    );
+    token
+}
+
+/// 32 hex digits from the kernel's random source.
+fn random_token() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if filled.is_err() {
+        // No /dev/urandom: fall back to the clock and the process id, hashed.
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        let a = h.finish();
+        h.write_u64(a);
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&h.finish().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The host to show in "how to connect" hints: the wildcard address means this machine.

@@ -66,6 +66,9 @@ pub struct ChatCore {
     /// Lower-cased channel name → channel.
     channel_index: HashMap<Box<str>, ChannelKey>,
     nick_deadlines: BinaryHeap<Reverse<(u64, ClientId)>>,
+    /// Nicknames of sessions the core closed (quit, timeout, shutdown) whose connection the
+    /// shell has not reported gone yet: the name is free, but still known for the close log.
+    departed: HashMap<ClientId, Box<str>>,
     kitchen_cache: (i64, i32, String),
 }
 
@@ -84,6 +87,7 @@ impl ChatCore {
             channels: slab::Slab::new(),
             channel_index: HashMap::new(),
             nick_deadlines: BinaryHeap::new(),
+            departed: HashMap::new(),
             kitchen_cache: (i64::MIN, 0, String::new()),
         }
     }
@@ -98,8 +102,13 @@ impl ChatCore {
     }
 
     /// The nickname of a connection, if it has chosen one.
+    /// A session that the core closed keeps its name here until the shell reports the
+    /// connection gone.
     pub fn nick_of(&self, id: ClientId) -> Option<&str> {
-        self.session(id).and_then(|s| s.nick.as_deref())
+        match self.session(id) {
+            Some(s) => s.nick.as_deref(),
+            None => self.departed.get(&id).map(|n| &**n),
+        }
     }
 
     /// The names of all channels with members, sorted.
@@ -179,6 +188,7 @@ impl ChatCore {
     /// channel and tell the channel. Unknown or already removed ids are ignored.
     pub fn handle_disconnect(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
         self.remove_session(now, id, out);
+        self.departed.remove(&id);
     }
 
     /// Closes connections whose nickname deadline passed.
@@ -578,6 +588,7 @@ impl ChatCore {
         if let Some(nick) = nick {
             self.leave_channel(now, id, &nick, out);
             self.nicks.remove(&lower(&nick));
+            self.departed.insert(id, nick);
         }
         if let Some(slot) = self.sessions.get_mut(id.key as usize) {
             *slot = None;

@@ -245,7 +245,11 @@ fn a_full_session_script() {
             Act::Send(100, "3:04PM-@bob left channel #general".into()),
         ]
     );
+    // The name is free, but still known for the close record until the shell reaps.
+    assert_eq!(t.core.nick_of(id(1)), Some("bob"));
+    t.core.handle_disconnect(now(1), id(1), &mut t.out);
     assert_eq!(t.core.nick_of(id(1)), None);
+    assert!(t.out.acts.is_empty());
     t.connect(3);
     assert_eq!(
         t.line(3, "bob"),

@@ -3,3 +3,4 @@
 pub mod http;
 pub mod telnet;
 pub mod text;
+pub mod websocket;

@@ -1,16 +1,60 @@
 //! The HTTP REST admin API: routing a [`Request`] to a [`Response`], using a [`ServerView`]
-//! of the running server. Pure: the shell supplies the view and drives log queries in slices.
+//! of the running server. Pure apart from reading the chat log: the shell supplies the view
+//! and drives log queries in slices ([`QueryJob::step`]).
+//!
+//! # Endpoints
+//!
+//! | method and path | auth | answer |
+//! |---|---|---|
+//! | `GET /status` | – | envelope + `Data` (health, uptime, users, channels, connections, version) |
+//! | `POST /v1/api/message` | bearer | announcement to every user or one channel; `recipients` |
+//! | `GET /v1/api/message` | bearer | log search ([`QueryJob`]); `occurrences`, `records`, `next_cursor` |
+//! | `GET /healthz` | – | `200 ok` (text/plain) |
+//! | `GET /metrics` | – | Prometheus text exposition 0.0.4 |
+//! | `GET /docs` (and `/docs/`) | – | Swagger UI, offline (embedded assets under `/docs/…`) |
+//! | `GET /openapi.json`, `GET /docs.json` | – | the OpenAPI 3.0.3 document |
+//!
+//! `HEAD` is routed like `GET` (the shell drops the body). Any other method on a known path,
+//! `OPTIONS` included, gets `405` with `Allow`; an unknown path gets `404`. Every JSON answer,
+//! errors included, uses the original's envelope
+//! `{"links":{"self":…},"metadata":{"generated":…},"errors":null|[…]}` with a real status code;
+//! error objects are `{"severity":"err"|"info"|"crit","human_friendly_message":…,"short_message":…}`.
+//!
+//! Admin endpoints need `Authorization: Bearer <token>`, compared in constant time
+//! ([`auth`]); a missing or wrong token gets `401` with `WWW-Authenticate`. The token is never
+//! logged or echoed. No CORS headers are sent.
+
+mod auth;
+mod docs;
+mod envelope;
+mod metrics_text;
+mod query;
+mod routes;
+#[cfg(test)]
+mod test_support;
 
 use crate::chat::AnnounceError;
-use crate::proto::http::{Request, Response};
+use crate::proto::http::Response;
+
+pub use self::auth::constant_time_eq;
+pub use self::envelope::framing_error;
+pub use self::metrics_text::render as render_metrics;
+pub use self::query::{QueryJob, MIN_SLICE_BYTES, SUGGESTED_SLICE_BYTES};
+pub use self::routes::route;
 
 /// What the REST API may see and do of the running server.
 pub trait ServerView {
     /// Sends `Public Server Announcement: <text>` to every identified user, or to one
     /// channel's members; the recipients' `@nick`s on success.
-    fn announce(&mut self, text: &str, channel: Option<&str>) -> Result<Vec<String>, AnnounceError>;
+    fn announce(&mut self, text: &str, channel: Option<&str>)
+        -> Result<Vec<String>, AnnounceError>;
     /// A snapshot of the numbers for `/status` and `/metrics`.
     fn snapshot(&self) -> Snapshot;
+    /// Wall clock, ms since the Unix epoch, for the envelope's `metadata.generated`.
+    /// The default takes it from [`ServerView::snapshot`]; override it with something cheaper.
+    fn now_unix_ms(&self) -> i64 {
+        self.snapshot().now_unix_ms
+    }
 }
 
 /// Numbers for `/status` and `/metrics`.
@@ -51,4 +95,24 @@ pub struct Snapshot {
     pub log_failing: bool,
     /// Log queries started.
     pub queries: u64,
+}
+
+/// REST settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestConfig {
+    /// The bearer token for the admin endpoints. An empty token matches nothing (every admin
+    /// request is refused).
+    pub admin_token: String,
+    /// Longest announcement text, in bytes of UTF-8 (the JSON-decoded `message`).
+    pub max_announcement_bytes: usize,
+}
+
+/// What [`route`] decided.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this response.
+    Respond(Response),
+    /// A log query: call [`QueryJob::step`] once per loop pass until it returns the response.
+    /// The shell counts these for `chat_log_queries_total`.
+    Query(QueryJob),
 }

@@ -2,15 +2,73 @@
 
 use super::buffer::OutQueue;
 use crate::chat::{ClientId, CloseReason};
+use crate::proto::http::HttpDecoder;
 use crate::proto::telnet::TelnetDecoder;
+use crate::proto::websocket::WsDecoder;
+use crate::rest::QueryJob;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+
+/// Which port an HTTP connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// The REST admin API.
+    Rest,
+    /// The WebSocket port: the upgrade endpoint and the browser client page.
+    WebSocket,
+}
+
+/// An HTTP connection (REST, or the WebSocket port before the upgrade).
+pub struct HttpConn {
+    /// Request framing.
+    pub decoder: HttpDecoder,
+    /// The port's purpose.
+    pub site: Site,
+    /// When the request being received (or the wait for the next one) times out.
+    pub deadline_ms: u64,
+    /// A log query being scanned across loop passes.
+    pub query: Option<Box<QueryJob>>,
+    /// Whether to keep the connection open after the query's response.
+    pub query_keep_alive: bool,
+    /// Whether the query request was HEAD.
+    pub query_head: bool,
+}
+
+/// A WebSocket chat connection.
+pub struct WsConn {
+    /// Frame decoding.
+    pub decoder: WsDecoder,
+    /// When the client last sent anything (monotonic ms).
+    pub last_seen_ms: u64,
+    /// A ping was sent and not yet answered.
+    pub ping_sent: bool,
+}
 
 /// The protocol a connection speaks, and that protocol's input state.
 pub enum Proto {
     /// A telnet chat client.
     Telnet(TelnetDecoder),
+    /// A WebSocket chat client.
+    WebSocket(WsConn),
+    /// An HTTP client.
+    Http(Box<HttpConn>),
+}
+
+impl Proto {
+    /// The transport's name in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Proto::Telnet(_) => "telnet",
+            Proto::WebSocket(_) => "websocket",
+            Proto::Http(_) => "http",
+        }
+    }
+
+    /// True for chat sessions (telnet and WebSocket), which the chat core knows.
+    pub fn is_chat(&self) -> bool {
+        !matches!(self, Proto::Http(_))
+    }
 }
 
 /// Where a connection is in its life.
@@ -20,6 +78,9 @@ pub enum ConnState {
     Open,
     /// No more input; close once the queued output is written (or a deadline passes).
     Closing(CloseReason),
+    /// Output written and our side shut down; discarding input until the peer closes (so
+    /// unread input never turns the close into a reset that loses the last response).
+    Lingering(CloseReason),
     /// Waiting to be reaped at the end of the loop pass; no more I/O.
     Dead(CloseReason),
 }

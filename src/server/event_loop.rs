@@ -1,16 +1,17 @@
-//! The loop: poll → dispatch → resume pending reads → timers → reap → flush.
+//! The loop: poll → dispatch → resume pending reads → timers → log queries → reap → flush.
 
 use super::clock::Clock;
-use super::conn::{Conn, ConnState, Proto};
+use super::conn::{Conn, ConnState, HttpConn, Proto, Site};
 use super::io::{Entry, Io, ListenKind, Listener, OutputLimits};
 use super::limits::{fd_limit, PerIp};
 use super::timers::{Timer, TimerKind};
-use crate::chat::{BadInput, ChatCore, ClientId, CloseReason, CoreConfig, Now, Outbox};
+use crate::chat::{ChatCore, ClientId, CloseReason, CoreConfig, Now, Outbox};
 use crate::config::{duration, Config};
 use crate::log_store::LogStore;
-use crate::proto::telnet::{self, TelnetDecoder, TelnetEvent, TelnetLimits};
-use crate::proto::text::clean_line;
+use crate::proto::http::{HttpDecoder, HttpLimits};
+use crate::proto::telnet::{self, TelnetDecoder};
 use crate::record::Record;
+use crate::rest::RestConfig;
 use log::{info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -18,20 +19,19 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::Duration;
 
 /// Bytes read from one connection per readiness event before yielding to others.
-const READ_BUDGET: usize = 16 * 1024;
+pub(super) const READ_BUDGET: usize = 16 * 1024;
 /// Bytes written to one connection per loop pass.
 const WRITE_BUDGET: usize = 64 * 1024;
 /// The token of the signal pipe (no slab key can produce it).
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
 /// How long accepting pauses after an accept error such as EMFILE.
 const ACCEPT_PAUSE_MS: u64 = 100;
-/// How long a closing connection may take to flush its last messages.
-const CLOSE_FLUSH_MS: u64 = 5_000;
+/// How long a closing connection may take to flush its last messages and see the peer close.
+const CLOSE_FLUSH_MS: u64 = 3_000;
 
 fn token(key: usize, gen: u32) -> Token {
     Token((gen as usize) << 32 | key)
@@ -41,37 +41,42 @@ fn split_token(t: Token) -> (usize, u32) {
     (t.0 & 0xffff_ffff, (t.0 >> 32) as u32)
 }
 
-fn ms(secs: f64) -> u64 {
+/// Seconds from the config as milliseconds.
+pub(super) fn ms(secs: f64) -> u64 {
     u64::try_from(duration(secs).as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Settings the loop reads on the hot path, derived once from the config.
-#[derive(Clone, Copy)]
-struct Settings {
-    telnet: TelnetLimitsCopy,
-    lines_burst: f32,
-    lines_per_ms: f32,
-    max_connections: usize,
-    max_per_ip: u32,
-    limit_loopback: bool,
-    keepalive: Duration,
-    shutdown_grace_ms: u64,
-}
-
-#[derive(Clone, Copy)]
-struct TelnetLimitsCopy {
-    max_line: usize,
-    max_input: usize,
+/// Settings the loop reads, derived once from the config.
+pub(super) struct Settings {
+    pub max_line: usize,
+    pub max_input: usize,
+    pub lines_burst: f32,
+    pub lines_per_ms: f32,
+    pub max_connections: usize,
+    pub max_per_ip: u32,
+    pub limit_loopback: bool,
+    pub keepalive: Duration,
+    pub shutdown_grace_ms: u64,
+    pub http: HttpLimits,
+    pub http_header_ms: u64,
+    pub http_body_ms: u64,
+    pub ws_handshake_ms: u64,
+    pub ws_max_message: usize,
+    pub ws_ping_ms: u64,
+    pub ws_idle_ms: u64,
+    pub allowed_origins: Vec<String>,
+    pub rest: RestConfig,
+    pub log_path: std::path::PathBuf,
 }
 
 /// The chat server: listeners, connections, the chat core and the loop that drives them.
 pub struct Server {
     poll: Poll,
-    core: ChatCore,
-    io: Io,
+    pub(super) core: ChatCore,
+    pub(super) io: Io,
     clock: Clock,
     signals: Signals,
-    settings: Settings,
+    pub(super) settings: Settings,
     read_buf: Vec<u8>,
     next_gen: u32,
     connections: usize,
@@ -79,12 +84,14 @@ pub struct Server {
     addrs: Vec<(ListenKind, SocketAddr)>,
     shutdown_at: Option<u64>,
     accept_warned_ms: Option<u64>,
+    /// HTTP connections with a log query in progress.
+    pub(super) queries: Vec<ClientId>,
 }
 
 impl Server {
     /// Binds the listeners the config names and opens the poll. Nothing is accepted until
-    /// [`Server::run`].
-    pub fn bind(config: &Config, log: LogStore) -> io::Result<Server> {
+    /// [`Server::run`]. `admin_token` guards the REST admin endpoints.
+    pub fn bind(config: &Config, log: LogStore, admin_token: String) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut clock = Clock::new();
         let now = clock.now();
@@ -94,17 +101,25 @@ impl Server {
             soft_ms: ms(config.output_soft_limit_s),
             close_flush_ms: CLOSE_FLUSH_MS,
         };
+        let log_path = log.path().to_path_buf();
         let mut io = Io::new(log, limits, now);
         let ip: IpAddr = config
             .ip
             .parse()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("ip: {e}")))?;
         let mut addrs = Vec::new();
-        let listen = [(ListenKind::Telnet, config.telnet_port)];
+        let listen = [
+            (ListenKind::Telnet, config.telnet_port),
+            (ListenKind::Rest, config.rest_port),
+            (ListenKind::WebSocket, config.websocket_port),
+        ];
         for (kind, port) in listen {
             let addr = SocketAddr::new(ip, port);
             let mut socket = TcpListener::bind(addr).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot listen on {addr} ({kind:?}): {e}"))
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr} ({}): {e}", kind.name()),
+                )
             })?;
             let entry = io.slab.vacant_entry();
             let key = entry.key();
@@ -124,10 +139,8 @@ impl Server {
             .max_connections
             .unwrap_or_else(|| fd_limit().unwrap_or(1024).saturating_sub(32).max(1));
         let settings = Settings {
-            telnet: TelnetLimitsCopy {
-                max_line: config.max_line_bytes,
-                max_input: config.max_input_bytes,
-            },
+            max_line: config.max_line_bytes,
+            max_input: config.max_input_bytes,
             lines_burst: config.lines_burst as f32,
             lines_per_ms: (config.lines_per_s / 1000.0) as f32,
             max_connections,
@@ -135,6 +148,22 @@ impl Server {
             limit_loopback: config.limit_loopback,
             keepalive: duration(config.tcp_keepalive_s),
             shutdown_grace_ms: ms(config.shutdown_grace_s),
+            http: HttpLimits {
+                max_header: config.http_max_header_bytes,
+                max_body: config.http_max_body_bytes,
+            },
+            http_header_ms: ms(config.http_header_timeout_s),
+            http_body_ms: ms(config.http_body_timeout_s),
+            ws_handshake_ms: ms(config.ws_handshake_timeout_s),
+            ws_max_message: config.ws_max_message_bytes,
+            ws_ping_ms: ms(config.ws_ping_interval_s),
+            ws_idle_ms: ms(config.ws_idle_timeout_s),
+            allowed_origins: config.allowed_origins.clone(),
+            rest: RestConfig {
+                admin_token,
+                max_announcement_bytes: config.max_line_bytes,
+            },
+            log_path,
         };
         let core = ChatCore::new(CoreConfig {
             nick_timeout_ms: ms(config.nick_timeout_s),
@@ -153,6 +182,7 @@ impl Server {
             addrs,
             shutdown_at: None,
             accept_warned_ms: None,
+            queries: Vec::new(),
         })
     }
 
@@ -206,6 +236,7 @@ impl Server {
             }
             self.resume_pending_reads();
             self.fire_timers();
+            self.step_queries();
             self.reap();
             self.flush();
             if let Some(at) = self.shutdown_at {
@@ -220,6 +251,7 @@ impl Server {
         if !self.io.pending_reads.is_empty()
             || !self.io.dirty.is_empty()
             || !self.io.reap.is_empty()
+            || !self.queries.is_empty()
         {
             return Some(Duration::ZERO);
         }
@@ -231,16 +263,13 @@ impl Server {
         .into_iter()
         .flatten()
         .min()?;
-        let now = self.clock_peek_ms();
         // Round up so a deadline is never polled for as 0 ms repeatedly before it is due.
-        Some(Duration::from_millis(next.saturating_sub(now) + 1))
+        Some(Duration::from_millis(
+            next.saturating_sub(self.io.now.mono_ms) + 1,
+        ))
     }
 
-    fn clock_peek_ms(&self) -> u64 {
-        self.io.now.mono_ms
-    }
-
-    fn now(&self) -> Now {
+    pub(super) fn now(&self) -> Now {
         self.io.now
     }
 
@@ -288,22 +317,32 @@ impl Server {
         }
     }
 
-    fn refuse(&mut self, mut stream: TcpStream, text: &str) {
+    fn refuse(&mut self, kind: ListenKind, mut stream: TcpStream, text: &str) {
         self.io.metrics.refused += 1;
-        let mut bytes = Vec::new();
-        telnet::encode_message(text, &mut bytes);
+        let bytes = match kind {
+            ListenKind::Telnet => {
+                let mut b = Vec::new();
+                telnet::encode_message(text, &mut b);
+                b
+            }
+            _ => crate::proto::http::Response::text(503, &format!("{text}\n"))
+                .header("Retry-After", "5")
+                .encode(false, false),
+        };
         let _ = stream.write(&bytes);
+        let _ = stream.shutdown(Shutdown::Both);
     }
 
     fn on_accept(&mut self, kind: ListenKind, stream: TcpStream, peer: SocketAddr) {
         if self.connections >= self.settings.max_connections {
-            self.refuse(stream, "The server is full, please try again later.");
+            self.refuse(kind, stream, "The server is full, please try again later.");
             return;
         }
         let ip = peer.ip();
         let exempt = ip.is_loopback() && !self.settings.limit_loopback;
         if !exempt && self.per_ip.get(ip) >= self.settings.max_per_ip {
             self.refuse(
+                kind,
                 stream,
                 "Too many connections from your address, please try again later.",
             );
@@ -316,7 +355,7 @@ impl Server {
             .with_retries(3);
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        self.next_gen = self.next_gen.wrapping_add(1).clamp(1, u32::MAX - 1);
         let now = self.now();
         let entry = self.io.slab.vacant_entry();
         let key = entry.key();
@@ -333,8 +372,25 @@ impl Server {
             return;
         }
         let id = ClientId { key: key32, gen };
+        let http = |site, wait_ms| {
+            Proto::Http(Box::new(HttpConn {
+                decoder: HttpDecoder::new(),
+                site,
+                deadline_ms: now.mono_ms + wait_ms,
+                query: None,
+                query_keep_alive: false,
+                query_head: false,
+            }))
+        };
         let proto = match kind {
             ListenKind::Telnet => Proto::Telnet(TelnetDecoder::new()),
+            ListenKind::Rest => http(Site::Rest, self.settings.http_header_ms),
+            ListenKind::WebSocket => http(Site::WebSocket, self.settings.ws_handshake_ms),
+        };
+        let transport = proto.name();
+        let deadline = match &proto {
+            Proto::Http(h) => Some(h.deadline_ms),
+            _ => None,
         };
         entry.insert(Entry::Conn(Box::new(Conn {
             stream,
@@ -354,14 +410,33 @@ impl Server {
         self.connections += 1;
         self.per_ip.add(ip);
         self.io.metrics.accepted += 1;
-        self.io.metrics.telnet_open += 1;
-        let peer_s = peer.to_string();
+        *self.io.metrics.open_mut(transport) += 1;
+        if let Some(at_ms) = deadline {
+            self.io.timers.add(Timer {
+                at_ms,
+                key: key32,
+                gen,
+                kind: TimerKind::HttpDeadline,
+            });
+        }
+        if kind == ListenKind::Telnet {
+            self.start_chat_session(id, "telnet");
+        }
+    }
+
+    /// A telnet connection was accepted or a WebSocket upgraded: log it and greet the user.
+    pub(super) fn start_chat_session(&mut self, id: ClientId, transport: &str) {
+        let now = self.now();
+        let Some(conn) = self.io.conn_mut(id) else {
+            return;
+        };
+        let peer = conn.peer.to_string();
         let _ = self.io.log(
             now,
             &Record::Connect {
-                conn: u64::from(gen),
-                transport: Cow::Borrowed("telnet"),
-                peer: Cow::Borrowed(&peer_s),
+                conn: u64::from(id.gen),
+                transport: Cow::Borrowed(transport),
+                peer: Cow::Borrowed(&peer),
             },
         );
         self.core.handle_connect(now, id, &mut self.io);
@@ -373,19 +448,26 @@ impl Server {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut total = 0;
         while let Some(Entry::Conn(conn)) = self.io.slab.get_mut(key) {
-            if !conn.is_open() || conn.backlog.is_some() {
+            let lingering = matches!(conn.state, ConnState::Lingering(_));
+            if !(conn.is_open() || lingering) || conn.backlog.is_some() {
                 break;
             }
             let id = conn.id;
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
-                    self.io.kill(id, CloseReason::Eof);
+                    let reason = match conn.state {
+                        ConnState::Lingering(r) => r,
+                        _ => CloseReason::Eof,
+                    };
+                    self.io.kill(id, reason);
                     break;
                 }
                 Ok(n) => {
                     self.io.metrics.bytes_in += n as u64;
                     total += n;
-                    self.feed(id, &buf[..n]);
+                    if !lingering {
+                        self.feed(id, &buf[..n]);
+                    }
                     if total >= READ_BUDGET {
                         self.remember_pending(key);
                         break;
@@ -402,7 +484,18 @@ impl Server {
         self.read_buf = buf;
     }
 
-    fn remember_pending(&mut self, key: usize) {
+    fn feed(&mut self, id: ClientId, data: &[u8]) {
+        let Some(conn) = self.io.conn_mut(id) else {
+            return;
+        };
+        match conn.proto {
+            Proto::Telnet(_) => self.feed_telnet(id, data),
+            Proto::WebSocket(_) => self.feed_ws(id, data),
+            Proto::Http(_) => self.feed_http(id, data),
+        }
+    }
+
+    pub(super) fn remember_pending(&mut self, key: usize) {
         if let Some(Entry::Conn(conn)) = self.io.slab.get_mut(key) {
             if !conn.read_pending {
                 conn.read_pending = true;
@@ -418,125 +511,6 @@ impl Server {
                 conn.read_pending = false;
                 self.read_conn(key);
             }
-        }
-    }
-
-    fn feed(&mut self, id: ClientId, data: &[u8]) {
-        let Some(conn) = self.io.conn_mut(id) else {
-            return;
-        };
-        let Proto::Telnet(decoder) = &mut conn.proto;
-        let mut decoder = std::mem::take(decoder);
-        let limits = TelnetLimits {
-            max_line: self.settings.telnet.max_line,
-            max_input: self.settings.telnet.max_input,
-        };
-        decoder.feed(data, &limits, |event| self.on_telnet_event(id, event));
-        if let Some(conn) = self.io.conn_mut(id) {
-            let Proto::Telnet(slot) = &mut conn.proto;
-            *slot = decoder;
-        }
-    }
-
-    fn on_telnet_event(&mut self, id: ClientId, event: TelnetEvent<'_>) {
-        let now = self.now();
-        let Some(conn) = self.io.conn_mut(id) else {
-            return;
-        };
-        if !conn.is_open() {
-            return;
-        }
-        match event {
-            TelnetEvent::Reply(bytes) => {
-                let chunk: Rc<[u8]> = Rc::from(&bytes[..]);
-                self.io.enqueue(id, &chunk);
-            }
-            TelnetEvent::TooLong => {
-                let max = self.settings.telnet.max_line;
-                self.core
-                    .handle_bad_input(now, id, BadInput::TooLong { max }, &mut self.io);
-            }
-            TelnetEvent::InputOverflow => self.io.kill(id, CloseReason::InputOverflow),
-            TelnetEvent::Line(raw) => match clean_line(raw) {
-                Err(_) => self
-                    .core
-                    .handle_bad_input(now, id, BadInput::InvalidUtf8, &mut self.io),
-                Ok(line) => {
-                    let first = !conn.seen_line;
-                    conn.seen_line = true;
-                    if first && telnet::looks_like_http_request(&line) {
-                        self.io.kill(id, CloseReason::HttpOnTelnet);
-                    } else if !line.is_empty() {
-                        self.submit_line(id, &line);
-                    }
-                }
-            },
-        }
-    }
-
-    /// Hands a line to the core, or to the connection's backlog when it is over its rate.
-    fn submit_line(&mut self, id: ClientId, line: &str) {
-        let now = self.now();
-        let settings = self.settings;
-        let Some(conn) = self.io.conn_mut(id) else {
-            return;
-        };
-        refill(conn, now.mono_ms, &settings);
-        if conn.backlog.is_none() && conn.tokens >= 1.0 {
-            conn.tokens -= 1.0;
-            self.io.metrics.messages_in += 1;
-            self.core.handle_line(now, id, line, &mut self.io);
-            return;
-        }
-        let newly = conn.backlog.is_none();
-        conn.backlog.get_or_insert_default().push_back(line.into());
-        if newly {
-            let wait = ((1.0 - conn.tokens).max(0.0) / settings.lines_per_ms).ceil() as u64;
-            self.io.timers.add(Timer {
-                at_ms: now.mono_ms + wait.max(1),
-                key: id.key,
-                gen: id.gen,
-                kind: TimerKind::RateResume,
-            });
-        }
-    }
-
-    fn resume_rate_limited(&mut self, id: ClientId) {
-        let now = self.now();
-        let settings = self.settings;
-        loop {
-            let Some(conn) = self.io.conn_mut(id) else {
-                return;
-            };
-            if !conn.is_open() {
-                return;
-            }
-            refill(conn, now.mono_ms, &settings);
-            let Some(backlog) = conn.backlog.as_mut() else {
-                return;
-            };
-            if backlog.is_empty() {
-                conn.backlog = None;
-                // Edge-triggered: bytes may be waiting that no new edge will announce.
-                self.remember_pending(id.key as usize);
-                return;
-            }
-            if conn.tokens < 1.0 {
-                let wait = ((1.0 - conn.tokens) / settings.lines_per_ms).ceil() as u64;
-                self.io.timers.add(Timer {
-                    at_ms: now.mono_ms + wait.max(1),
-                    key: id.key,
-                    gen: id.gen,
-                    kind: TimerKind::RateResume,
-                });
-                return;
-            }
-            conn.tokens -= 1.0;
-            let Some(line) = backlog.pop_front() else {
-                return;
-            };
-            self.io.metrics.messages_in += 1;
-            self.core.handle_line(now, id, &line, &mut self.io);
         }
     }
 
@@ -574,11 +548,13 @@ impl Server {
                     }
                 }
                 TimerKind::CloseDeadline => {
-                    if let ConnState::Closing(reason) = conn.state {
+                    if let ConnState::Closing(reason) | ConnState::Lingering(reason) = conn.state {
                         self.io.kill(id, reason);
                     }
                 }
                 TimerKind::RateResume => self.resume_rate_limited(id),
+                TimerKind::HttpDeadline => self.http_deadline(id),
+                TimerKind::WsKeepalive => self.ws_keepalive(id),
                 TimerKind::AcceptResume => {}
             }
         }
@@ -616,7 +592,14 @@ impl Server {
                     }
                     if conn.out.is_empty() {
                         if let ConnState::Closing(reason) = conn.state {
-                            self.io.kill(id, reason);
+                            // All said: shut our side and wait briefly for the peer's close.
+                            conn.state = ConnState::Lingering(reason);
+                            if conn.stream.shutdown(Shutdown::Write).is_err() {
+                                self.io.kill(id, reason);
+                            } else {
+                                // Input that arrived before the shutdown has no edge left.
+                                self.remember_pending(key);
+                            }
                         }
                     } else if !written.blocked {
                         conn.dirty = true;
@@ -641,28 +624,33 @@ impl Server {
                     continue;
                 };
                 let id = conn.id;
+                let chat = conn.proto.is_chat();
                 let now = self.now();
                 let nick = self.core.nick_of(id).map(str::to_owned);
-                self.core.handle_disconnect(now, id, &mut self.io);
+                if chat {
+                    self.core.handle_disconnect(now, id, &mut self.io);
+                }
                 let Entry::Conn(mut conn) = self.io.slab.remove(key) else {
                     continue;
                 };
                 let _ = self.poll.registry().deregister(&mut conn.stream);
                 self.connections -= 1;
                 self.per_ip.remove(conn.peer.ip());
-                self.io.metrics.telnet_open -= 1;
+                *self.io.metrics.open_mut(conn.proto.name()) -= 1;
                 self.io.metrics.count_close(reason);
                 let peer = conn.peer.to_string();
                 drop(conn);
-                let _ = self.io.log(
-                    now,
-                    &Record::Close {
-                        conn: u64::from(id.gen),
-                        peer: Cow::Borrowed(&peer),
-                        nick: nick.as_deref().map(Cow::Borrowed),
-                        reason: Cow::Borrowed(reason.as_str()),
-                    },
-                );
+                if chat {
+                    let _ = self.io.log(
+                        now,
+                        &Record::Close {
+                            conn: u64::from(id.gen),
+                            peer: Cow::Borrowed(&peer),
+                            nick: nick.as_deref().map(Cow::Borrowed),
+                            reason: Cow::Borrowed(reason.as_str()),
+                        },
+                    );
+                }
             }
         }
     }
@@ -704,6 +692,18 @@ impl Server {
             }
         }
         self.core.handle_shutdown(now, &mut self.io);
+        let http: Vec<ClientId> = self
+            .io
+            .slab
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Entry::Conn(c) if !c.proto.is_chat() => Some(c.id),
+                _ => None,
+            })
+            .collect();
+        for id in http {
+            self.io.close_after_flush(id, CloseReason::Shutdown);
+        }
     }
 
     fn finish_shutdown(mut self) -> io::Result<()> {
@@ -720,11 +720,4 @@ impl Server {
         info!("stopped");
         Ok(())
     }
-}
-
-/// Adds the tokens earned since the last refill, up to the burst.
-fn refill(conn: &mut Conn, now_ms: u64, settings: &Settings) {
-    let elapsed = now_ms.saturating_sub(conn.refilled_ms) as f32;
-    conn.tokens = (conn.tokens + elapsed * settings.lines_per_ms).min(settings.lines_burst);
-    conn.refilled_ms = now_ms;
 }

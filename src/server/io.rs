@@ -7,7 +7,7 @@ use super::metrics::Metrics;
 use super::timers::{Timer, TimerKind, Timers};
 use crate::chat::{ClientId, CloseReason, LogFailed, Now, Outbox};
 use crate::log_store::LogStore;
-use crate::proto::telnet;
+use crate::proto::{telnet, websocket};
 use crate::record::Record;
 use mio::net::TcpListener;
 use slab::Slab;
@@ -18,6 +18,21 @@ use std::rc::Rc;
 pub enum ListenKind {
     /// Telnet chat clients.
     Telnet,
+    /// The HTTP REST admin API.
+    Rest,
+    /// WebSocket chat clients and the browser client page.
+    WebSocket,
+}
+
+impl ListenKind {
+    /// The name printed at start-up and used in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenKind::Telnet => "telnet",
+            ListenKind::Rest => "rest",
+            ListenKind::WebSocket => "websocket",
+        }
+    }
 }
 
 /// A listening socket.
@@ -148,10 +163,89 @@ impl Io {
         self.reap.push(id.key as usize);
     }
 
-    fn encode_telnet(&mut self, text: &str) -> Chunk {
+    /// Queues a chunk built by `build` into a reused buffer.
+    pub fn enqueue_with(&mut self, id: ClientId, build: impl FnOnce(&mut Vec<u8>)) {
         self.encode_buf.clear();
-        telnet::encode_message(text, &mut self.encode_buf);
+        build(&mut self.encode_buf);
+        let chunk: Chunk = Rc::from(&self.encode_buf[..]);
+        self.enqueue(id, &chunk);
+    }
+
+    /// Encodes a chat message for one wire format.
+    fn encode(&mut self, proto: Wire, text: &str) -> Chunk {
+        self.encode_buf.clear();
+        match proto {
+            Wire::Telnet => telnet::encode_message(text, &mut self.encode_buf),
+            Wire::WebSocket => websocket::encode_text(text, &mut self.encode_buf),
+        }
         Rc::from(&self.encode_buf[..])
+    }
+
+    fn wire_of(&mut self, id: ClientId) -> Option<Wire> {
+        match self.conn_mut(id)?.proto {
+            Proto::Telnet(_) => Some(Wire::Telnet),
+            Proto::WebSocket(_) => Some(Wire::WebSocket),
+            Proto::Http(_) => None,
+        }
+    }
+
+    /// Stops reading a connection and closes it once its queued output is written. A
+    /// WebSocket connection gets a close frame first.
+    pub fn close_after_flush(&mut self, id: ClientId, reason: CloseReason) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state != ConnState::Open {
+            return;
+        }
+        if let Proto::WebSocket(_) = conn.proto {
+            let (code, why) = ws_close_code(reason);
+            self.enqueue_with(id, |b| websocket::encode_close(code, why, b));
+        }
+        self.close_quietly(id, reason);
+    }
+
+    /// Like [`Io::close_after_flush`], without adding a WebSocket close frame.
+    pub fn close_quietly(&mut self, id: ClientId, reason: CloseReason) {
+        let at_ms = self.now.mono_ms + self.limits.close_flush_ms;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.state != ConnState::Open {
+            return;
+        }
+        conn.state = ConnState::Closing(reason);
+        if conn.out.is_empty() {
+            // Nothing to flush: go straight to the lingering close via the flush step.
+            conn.dirty = true;
+            self.dirty.push(id.key as usize);
+        }
+        self.timers.add(Timer {
+            at_ms,
+            key: id.key,
+            gen: id.gen,
+            kind: TimerKind::CloseDeadline,
+        });
+    }
+}
+
+/// The two chat wire formats.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Telnet,
+    WebSocket,
+}
+
+/// The WebSocket close code and reason for a server-side close.
+pub fn ws_close_code(reason: CloseReason) -> (u16, &'static str) {
+    match reason {
+        CloseReason::Shutdown => (websocket::close::GOING_AWAY, "server shutting down"),
+        CloseReason::Quit => (websocket::close::NORMAL, "good bye"),
+        CloseReason::NickTimeout => (websocket::close::POLICY, "no nickname in time"),
+        CloseReason::IdleTimeout => (websocket::close::POLICY, "idle timeout"),
+        CloseReason::InputOverflow => (websocket::close::TOO_BIG, "input too long"),
+        CloseReason::ProtocolError => (websocket::close::PROTOCOL, "protocol error"),
+        _ => (websocket::close::NORMAL, ""),
     }
 }
 
@@ -164,31 +258,27 @@ impl Outbox for Io {
     }
 
     fn send(&mut self, to: ClientId, text: &str) {
-        let Some(conn) = self.conn_mut(to) else {
-            return;
-        };
-        let chunk = match conn.proto {
-            Proto::Telnet(_) => self.encode_telnet(text),
-        };
+        let Some(wire) = self.wire_of(to) else { return };
+        let chunk = self.encode(wire, text);
         self.metrics.messages_out += 1;
         self.enqueue(to, &chunk);
     }
 
     fn send_many(&mut self, to: &[ClientId], text: &str) {
-        let mut telnet_bytes: Option<Chunk> = None;
+        // Encoded once per wire format, shared by every recipient's queue.
+        let mut encoded: [Option<Chunk>; 2] = [None, None];
         for &id in to {
-            let Some(conn) = self.conn_mut(id) else {
+            let Some(wire) = self.wire_of(id) else {
                 continue;
             };
-            let chunk = match conn.proto {
-                Proto::Telnet(_) => match &telnet_bytes {
-                    Some(c) => c.clone(),
-                    None => {
-                        let c = self.encode_telnet(text);
-                        telnet_bytes = Some(c.clone());
-                        c
-                    }
-                },
+            let slot = wire as usize;
+            let chunk = match &encoded[slot] {
+                Some(c) => c.clone(),
+                None => {
+                    let c = self.encode(wire, text);
+                    encoded[slot] = Some(c.clone());
+                    c
+                }
             };
             self.metrics.messages_out += 1;
             self.enqueue(id, &chunk);
@@ -196,23 +286,6 @@ impl Outbox for Io {
     }
 
     fn close(&mut self, id: ClientId, reason: CloseReason) {
-        let at_ms = self.now.mono_ms + self.limits.close_flush_ms;
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        if conn.state != ConnState::Open {
-            return;
-        }
-        if conn.out.is_empty() {
-            self.kill(id, reason);
-            return;
-        }
-        conn.state = ConnState::Closing(reason);
-        self.timers.add(Timer {
-            at_ms,
-            key: id.key,
-            gen: id.gen,
-            kind: TimerKind::CloseDeadline,
-        });
+        self.close_after_flush(id, reason);
     }
 }

@@ -9,6 +9,10 @@ pub struct Metrics {
     pub accepted: u64,
     /// Open telnet connections.
     pub telnet_open: u64,
+    /// Open WebSocket (upgraded) connections.
+    pub websocket_open: u64,
+    /// Open HTTP connections.
+    pub http_open: u64,
     /// Input lines handed to the core.
     pub messages_in: u64,
     /// Messages queued to recipients (one per recipient).
@@ -21,6 +25,8 @@ pub struct Metrics {
     pub refused: u64,
     /// Accept errors (EMFILE and others).
     pub accept_errors: u64,
+    /// Log queries started.
+    pub queries: u64,
     /// Closed connections by reason, indexed like [`CloseReason::ALL`].
     pub disconnects: [u64; CloseReason::ALL.len()],
 }
@@ -33,11 +39,12 @@ impl Metrics {
         }
     }
 
-    /// Closed connections for one reason.
-    pub fn disconnects_for(&self, reason: CloseReason) -> u64 {
-        CloseReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .map_or(0, |i| self.disconnects[i])
+    /// The open-connections gauge of a transport (`telnet`, `websocket`, `http`).
+    pub fn open_mut(&mut self, transport: &str) -> &mut u64 {
+        match transport {
+            "telnet" => &mut self.telnet_open,
+            "websocket" => &mut self.websocket_open,
+            _ => &mut self.http_open,
+        }
     }
 }

@@ -5,10 +5,13 @@ mod buffer;
 mod clock;
 mod conn;
 mod event_loop;
+mod http_io;
 mod io;
 mod limits;
 mod metrics;
+mod telnet_io;
 mod timers;
+mod ws_io;
 
 pub use self::buffer::{Chunk, OutQueue, Written};
 pub use self::event_loop::Server;

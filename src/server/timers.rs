@@ -15,6 +15,10 @@ pub enum TimerKind {
     RateResume,
     /// Accepting was paused after an accept error (EMFILE): try again.
     AcceptResume,
+    /// An HTTP request (or the wait for one) may have run past its deadline.
+    HttpDeadline,
+    /// A WebSocket client may be due a ping, or past its idle timeout.
+    WsKeepalive,
 }
 
 /// One deadline.

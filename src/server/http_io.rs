@@ -1,0 +1,260 @@
+//! HTTP input on the REST and WebSocket ports: framing, deadlines, routing to the REST API
+//! or the web pages, WebSocket upgrades, and log queries scanned in slices across passes.
+
+use super::conn::{ConnState, Proto, Site};
+use super::event_loop::{Server, READ_BUDGET};
+use super::io::Io;
+use super::timers::{Timer, TimerKind};
+use crate::chat::{AnnounceError, ChatCore, ClientId, CloseReason};
+use crate::proto::http::{HttpParse, Request, Response};
+use crate::rest::{self, Outcome, ServerView, Snapshot};
+use crate::web::{self, WebOutcome};
+
+/// Log bytes a query scans per loop pass: small enough to keep each pass short.
+const QUERY_SLICE_BYTES: usize = 256 * 1024;
+
+impl Server {
+    pub(super) fn feed_http(&mut self, id: ClientId, data: &[u8]) {
+        let limits = self.settings.http;
+        let Some(conn) = self.io.conn_mut(id) else {
+            return;
+        };
+        let Proto::Http(http) = &mut conn.proto else {
+            return;
+        };
+        if http.decoder.buffered() + data.len() > limits.max_header + limits.max_body + READ_BUDGET
+        {
+            let status = if http.decoder.in_body() { 413 } else { 431 };
+            self.respond(id, error_page(status, "request too large"), false, false);
+            return;
+        }
+        http.decoder.push(data);
+        self.http_dispatch(id);
+    }
+
+    /// Handles every complete request in the connection's buffer, one at a time.
+    fn http_dispatch(&mut self, id: ClientId) {
+        loop {
+            let now = self.now().mono_ms;
+            let limits = self.settings.http;
+            let body_ms = self.settings.http_body_ms;
+            let Some(conn) = self.io.conn_mut(id) else {
+                return;
+            };
+            if !conn.is_open() {
+                return;
+            }
+            let Proto::Http(http) = &mut conn.proto else {
+                return;
+            };
+            if http.query.is_some() {
+                return; // one request at a time: the next waits for the query's answer
+            }
+            let was_in_body = http.decoder.in_body();
+            match http.decoder.parse(&limits) {
+                HttpParse::Partial => {
+                    if !was_in_body && http.decoder.in_body() {
+                        // Headers complete: the body gets its own deadline.
+                        http.deadline_ms = now + body_ms;
+                        let at_ms = http.deadline_ms;
+                        self.arm_http_deadline(id, at_ms);
+                    }
+                    return;
+                }
+                HttpParse::Error(status, why) => {
+                    self.respond(id, error_page(status, why), false, false);
+                    return;
+                }
+                HttpParse::Request(req) => {
+                    let site = http.site;
+                    http.deadline_ms = now + self.settings.http_header_ms;
+                    let at_ms = http.deadline_ms;
+                    self.arm_http_deadline(id, at_ms);
+                    match site {
+                        Site::WebSocket => self.web_request(id, req),
+                        Site::Rest => self.rest_request(id, req),
+                    }
+                }
+            }
+        }
+    }
+
+    fn arm_http_deadline(&mut self, id: ClientId, at_ms: u64) {
+        self.io.timers.add(Timer {
+            at_ms,
+            key: id.key,
+            gen: id.gen,
+            kind: TimerKind::HttpDeadline,
+        });
+    }
+
+    /// Queues a response; closes after it unless the exchange may continue.
+    fn respond(&mut self, id: ClientId, resp: Response, head_only: bool, keep_alive: bool) {
+        let keep = keep_alive && !resp.close;
+        let bytes = resp.encode(head_only, keep);
+        self.io.enqueue_with(id, |b| b.extend_from_slice(&bytes));
+        if !keep {
+            self.io.close_quietly(id, CloseReason::Done);
+        }
+    }
+
+    fn web_request(&mut self, id: ClientId, req: Request) {
+        let head = req.method == "HEAD";
+        let keep = req.keep_alive();
+        match web::route(&req, &self.settings.allowed_origins) {
+            WebOutcome::Respond(resp) => self.respond(id, resp, head, keep),
+            WebOutcome::Upgrade(resp) => {
+                let Some(conn) = self.io.conn_mut(id) else {
+                    return;
+                };
+                let Proto::Http(http) = &mut conn.proto else {
+                    return;
+                };
+                let early = http.decoder.take_rest();
+                let bytes = resp.encode(false, true);
+                self.io.enqueue_with(id, |b| b.extend_from_slice(&bytes));
+                self.upgrade_to_ws(id, early);
+            }
+        }
+    }
+
+    fn rest_request(&mut self, id: ClientId, mut req: Request) {
+        let head = req.method == "HEAD";
+        if head {
+            req.method = "GET".to_string();
+        }
+        let keep = req.keep_alive();
+        let mut view = View {
+            core: &mut self.core,
+            io: &mut self.io,
+        };
+        let outcome = rest::route(
+            &req,
+            &mut view,
+            &self.settings.rest,
+            &self.settings.log_path,
+        );
+        match outcome {
+            Outcome::Respond(resp) => self.respond(id, resp, head, keep),
+            Outcome::Query(job) => {
+                self.io.metrics.queries += 1;
+                let Some(conn) = self.io.conn_mut(id) else {
+                    return;
+                };
+                let Proto::Http(http) = &mut conn.proto else {
+                    return;
+                };
+                http.query = Some(Box::new(job));
+                http.query_keep_alive = keep;
+                http.query_head = head;
+                self.queries.push(id);
+            }
+        }
+    }
+
+    /// Scans one slice of the log for every query in progress; answers the finished ones.
+    pub(super) fn step_queries(&mut self) {
+        let active = std::mem::take(&mut self.queries);
+        for id in active {
+            let Some(conn) = self.io.conn_mut(id) else {
+                continue;
+            };
+            if conn.state != ConnState::Open {
+                continue;
+            }
+            let Proto::Http(http) = &mut conn.proto else {
+                continue;
+            };
+            let Some(job) = http.query.as_mut() else {
+                continue;
+            };
+            match job.step(QUERY_SLICE_BYTES) {
+                None => self.queries.push(id),
+                Some(resp) => {
+                    let (head, keep) = (http.query_head, http.query_keep_alive);
+                    http.query = None;
+                    self.respond(id, resp, head, keep);
+                    self.http_dispatch(id);
+                }
+            }
+        }
+    }
+
+    /// An HTTP deadline fired: a request still incomplete gets `408`, an idle keep-alive
+    /// connection is closed.
+    pub(super) fn http_deadline(&mut self, id: ClientId) {
+        let now = self.now().mono_ms;
+        let Some(conn) = self.io.conn_mut(id) else {
+            return;
+        };
+        if !conn.is_open() {
+            return;
+        }
+        let Proto::Http(http) = &mut conn.proto else {
+            return;
+        };
+        if http.query.is_some() || now < http.deadline_ms {
+            return; // busy with a query, or the deadline moved: a newer timer covers it
+        }
+        if http.decoder.buffered() > 0 || http.decoder.in_body() {
+            self.respond(id, error_page(408, "request timed out"), false, false);
+        } else {
+            self.io.close_quietly(id, CloseReason::IdleTimeout);
+        }
+    }
+}
+
+/// A plain-text error answer that closes the connection.
+fn error_page(status: u16, why: &str) -> Response {
+    Response::text(
+        status,
+        &format!("{} {}: {why}\n", status, crate::proto::http::reason(status)),
+    )
+    .closing()
+}
+
+/// The REST API's view of the running server.
+struct View<'a> {
+    core: &'a mut ChatCore,
+    io: &'a mut Io,
+}
+
+impl ServerView for View<'_> {
+    fn announce(
+        &mut self,
+        text: &str,
+        channel: Option<&str>,
+    ) -> Result<Vec<String>, AnnounceError> {
+        let now = self.io.now;
+        self.core.announce(now, text, channel, self.io)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let m = &self.io.metrics;
+        let stats = self.core.stats();
+        let health = self.io.log.health();
+        Snapshot {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_s: self.io.now.mono_ms / 1000,
+            now_unix_ms: self.io.now.unix_ms,
+            users: stats.users as u64,
+            channels: self.core.channel_names(),
+            telnet_connections: m.telnet_open,
+            websocket_connections: m.websocket_open,
+            http_connections: m.http_open,
+            messages_in: m.messages_in,
+            messages_out: m.messages_out,
+            bytes_in: m.bytes_in,
+            bytes_out: m.bytes_out,
+            disconnects: CloseReason::ALL
+                .iter()
+                .zip(m.disconnects.iter())
+                .map(|(r, n)| (r.as_str(), *n))
+                .collect(),
+            refused: m.refused,
+            log_write_errors: health.write_errors,
+            log_failing: health.failing,
+            queries: m.queries,
+        }
+    }
+}
