@@ -130,6 +130,7 @@ impl Server {
                 socket,
                 kind,
                 paused: false,
+                closed: false,
             }));
         }
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
@@ -240,7 +241,7 @@ impl Server {
             self.reap();
             self.flush();
             if let Some(at) = self.shutdown_at {
-                if self.connections == 0 || self.io.now.mono_ms >= at {
+                if self.io.now.mono_ms >= at || self.all_said() {
                     return self.finish_shutdown();
                 }
             }
@@ -617,8 +618,15 @@ impl Server {
         while !self.io.reap.is_empty() {
             let reap = std::mem::take(&mut self.io.reap);
             for key in reap {
-                let Some(Entry::Conn(conn)) = self.io.slab.get(key) else {
-                    continue;
+                let conn = match self.io.slab.get(key) {
+                    Some(Entry::Conn(conn)) => conn,
+                    Some(Entry::Listener(l)) if l.closed => {
+                        if let Entry::Listener(mut l) = self.io.slab.remove(key) {
+                            let _ = self.poll.registry().deregister(&mut l.socket);
+                        }
+                        continue;
+                    }
+                    _ => continue,
                 };
                 let ConnState::Dead(reason) = conn.state else {
                     continue;
@@ -686,11 +694,17 @@ impl Server {
             self.connections
         );
         self.shutdown_at = Some(now.mono_ms + self.settings.shutdown_grace_ms);
-        for (_, entry) in self.io.slab.iter_mut() {
+        // Stop accepting: the listeners are closed (reaped) at the end of this pass, so new
+        // connections are refused instead of waiting in the backlog.
+        for (key, entry) in self.io.slab.iter_mut() {
             if let Entry::Listener(l) = entry {
-                let _ = self.poll.registry().deregister(&mut l.socket);
+                l.closed = true;
+                self.io.reap.push(key);
             }
         }
+        // Every connection may use the whole grace period to take its last messages.
+        let limits = &mut self.io.limits;
+        limits.close_flush_ms = limits.close_flush_ms.max(self.settings.shutdown_grace_ms);
         self.core.handle_shutdown(now, &mut self.io);
         let http: Vec<ClientId> = self
             .io
@@ -704,6 +718,15 @@ impl Server {
         for id in http {
             self.io.close_after_flush(id, CloseReason::Shutdown);
         }
+    }
+
+    /// During shutdown: every connection has had all its output written (what is left only
+    /// waits for the peer to close, which exiting does as well).
+    fn all_said(&self) -> bool {
+        self.io.slab.iter().all(|(_, e)| match e {
+            Entry::Conn(c) => matches!(c.state, ConnState::Lingering(_) | ConnState::Dead(_)),
+            Entry::Listener(_) => true,
+        })
     }
 
     fn finish_shutdown(mut self) -> io::Result<()> {

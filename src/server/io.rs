@@ -43,6 +43,8 @@ pub struct Listener {
     pub kind: ListenKind,
     /// Accepting is paused after an accept error until a timer fires.
     pub paused: bool,
+    /// Closed at shutdown: reaped at the end of the pass.
+    pub closed: bool,
 }
 
 /// A slab entry: listeners and connections share one slab (and one token space).
