@@ -62,6 +62,7 @@ pub(super) struct Settings {
     pub http_body_ms: u64,
     pub ws_handshake_ms: u64,
     pub ws_max_message: usize,
+    pub ws_read_buffer: usize,
     pub ws_ping_ms: u64,
     pub ws_idle_ms: u64,
     pub allowed_origins: Vec<String>,
@@ -157,6 +158,7 @@ impl Server {
             http_body_ms: ms(config.http_body_timeout_s),
             ws_handshake_ms: ms(config.ws_handshake_timeout_s),
             ws_max_message: config.ws_max_message_bytes,
+            ws_read_buffer: config.ws_read_buffer_bytes,
             ws_ping_ms: ms(config.ws_ping_interval_s),
             ws_idle_ms: ms(config.ws_idle_timeout_s),
             allowed_origins: config.allowed_origins.clone(),
@@ -454,7 +456,13 @@ impl Server {
                 break;
             }
             let id = conn.id;
-            match conn.stream.read(&mut buf) {
+            // WebSocket clients are read in chunks of `ws_read_buffer_bytes`, as tungstenite's
+            // read buffer would; the others in chunks of the whole budget.
+            let chunk = match conn.proto {
+                Proto::WebSocket(_) => self.settings.ws_read_buffer.min(buf.len()),
+                _ => buf.len(),
+            };
+            match conn.stream.read(&mut buf[..chunk]) {
                 Ok(0) => {
                     let reason = match conn.state {
                         ConnState::Lingering(r) => r,

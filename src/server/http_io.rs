@@ -10,8 +10,8 @@ use crate::proto::http::{HttpParse, Request, Response};
 use crate::rest::{self, Outcome, ServerView, Snapshot};
 use crate::web::{self, WebOutcome};
 
-/// Log bytes a query scans per loop pass: small enough to keep each pass short.
-const QUERY_SLICE_BYTES: usize = 256 * 1024;
+/// Log bytes a query scans per loop pass: small enough to keep each pass to a millisecond or two.
+const QUERY_SLICE_BYTES: usize = rest::SUGGESTED_SLICE_BYTES;
 
 impl Server {
     pub(super) fn feed_http(&mut self, id: ClientId, data: &[u8]) {
@@ -25,7 +25,9 @@ impl Server {
         if http.decoder.buffered() + data.len() > limits.max_header + limits.max_body + READ_BUDGET
         {
             let status = if http.decoder.in_body() { 413 } else { 431 };
-            self.respond(id, error_page(status, "request too large"), false, false);
+            let site = http.site;
+            let resp = self.error_response(site, status, "request too large");
+            self.respond(id, resp, false, false);
             return;
         }
         http.decoder.push(data);
@@ -62,7 +64,9 @@ impl Server {
                     return;
                 }
                 HttpParse::Error(status, why) => {
-                    self.respond(id, error_page(status, why), false, false);
+                    let site = http.site;
+                    let resp = self.error_response(site, status, why);
+                    self.respond(id, resp, false, false);
                     return;
                 }
                 HttpParse::Request(req) => {
@@ -197,9 +201,22 @@ impl Server {
             return; // busy with a query, or the deadline moved: a newer timer covers it
         }
         if http.decoder.buffered() > 0 || http.decoder.in_body() {
-            self.respond(id, error_page(408, "request timed out"), false, false);
+            let site = http.site;
+            let resp = self.error_response(site, 408, "request timed out");
+            self.respond(id, resp, false, false);
         } else {
             self.io.close_quietly(id, CloseReason::IdleTimeout);
+        }
+    }
+}
+
+impl Server {
+    /// A framing error's answer, closing the connection: the REST port answers in its JSON
+    /// envelope (as its OpenAPI document says), the web port in plain text.
+    fn error_response(&self, site: Site, status: u16, why: &str) -> Response {
+        match site {
+            Site::Rest => rest::framing_error(status, self.now().unix_ms),
+            Site::WebSocket => error_page(status, why),
         }
     }
 }
@@ -227,6 +244,10 @@ impl ServerView for View<'_> {
     ) -> Result<Vec<String>, AnnounceError> {
         let now = self.io.now;
         self.core.announce(now, text, channel, self.io)
+    }
+
+    fn now_unix_ms(&self) -> i64 {
+        self.io.now.unix_ms
     }
 
     fn snapshot(&self) -> Snapshot {
