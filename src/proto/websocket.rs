@@ -144,8 +144,17 @@ impl WsDecoder {
                     Control::Close => {
                         let code = match payload.as_slice() {
                             [] => 1005,
-                            [a, b, rest @ ..] if std::str::from_utf8(rest).is_ok() => {
-                                u16::from_be_bytes([*a, *b])
+                            [a, b, rest @ ..] => {
+                                let code = u16::from_be_bytes([*a, *b]);
+                                if !valid_close_code(code) {
+                                    self.fail(close::PROTOCOL, f);
+                                    return;
+                                }
+                                if std::str::from_utf8(rest).is_err() {
+                                    self.fail(close::INVALID_PAYLOAD, f);
+                                    return;
+                                }
+                                code
                             }
                             _ => {
                                 self.fail(close::PROTOCOL, f);
@@ -212,6 +221,12 @@ impl WsDecoder {
     }
 }
 
+/// A close code a peer may send (RFC 6455 §7.4): the defined ones that may appear on the wire,
+/// and the ranges for libraries and applications.
+fn valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 fn header(opcode: OpCode) -> FrameHeader {
     FrameHeader {
         is_final: true,
@@ -264,6 +279,13 @@ pub fn handshake(req: &Request, allowed_origins: &[String]) -> Result<Response, 
                 .closing(),
         );
     }
+    if req.version < 1 || req.header("host").is_none_or(str::is_empty) {
+        return Err(Response::text(
+            400,
+            "Bad Request: a WebSocket upgrade needs HTTP/1.1 and a Host header\n",
+        )
+        .closing());
+    }
     if !req.header_has_token("upgrade", "websocket")
         || !req.header_has_token("connection", "upgrade")
     {
@@ -273,7 +295,12 @@ pub fn handshake(req: &Request, allowed_origins: &[String]) -> Result<Response, 
         )
         .closing());
     }
-    if req.header("sec-websocket-version") != Some("13") {
+    let mut versions = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "sec-websocket-version");
+    let version_ok = versions.next().is_some_and(|(_, v)| v == "13") && versions.next().is_none();
+    if !version_ok {
         return Err(
             Response::text(426, "Upgrade Required: WebSocket version 13 only\n")
                 .header("Sec-WebSocket-Version", "13")
@@ -387,6 +414,28 @@ mod tests {
             Ev::Text("é".repeat(100)),
             Ev::Close(1000),
         ];
+        for bad in [999u16, 1004, 1005, 1006, 1015, 2000, 5000] {
+            let frame = client_frame(0x88, &bad.to_be_bytes());
+            assert_eq!(
+                decode_chunks(&[&frame], 4096),
+                vec![Ev::Fail(1002)],
+                "code {bad}"
+            );
+        }
+        let mut bad_reason = 1000u16.to_be_bytes().to_vec();
+        bad_reason.push(0xff);
+        assert_eq!(
+            decode_chunks(&[&client_frame(0x88, &bad_reason)], 4096),
+            vec![Ev::Fail(1007)]
+        );
+        assert_eq!(
+            decode_chunks(&[&client_frame(0x88, &[])], 4096),
+            vec![Ev::Close(1005)]
+        );
+        assert_eq!(
+            decode_chunks(&[&client_frame(0x88, &3000u16.to_be_bytes())], 4096),
+            vec![Ev::Close(3000)]
+        );
         assert_eq!(decode_chunks(&[&input], 4096), want);
         for split in 0..input.len() {
             assert_eq!(
@@ -516,6 +565,7 @@ mod tests {
         };
         assert_eq!(status(&[("upgrade", "")]), 400);
         assert_eq!(status(&[("sec-websocket-key", "")]), 400);
+        assert_eq!(status(&[("host", "")]), 400);
         assert_eq!(status(&[("sec-websocket-version", "8")]), 426);
         assert_eq!(status(&[("origin", "http://localhost:4004")]), 101);
         assert_eq!(status(&[("origin", "https://chat.example.com")]), 101);

@@ -130,3 +130,19 @@ impl Conn {
         matches!(self.state, ConnState::Dead(_))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Idle memory per connection is a product target (SPEC §9): keep the struct small.
+    #[test]
+    fn a_connection_stays_small() {
+        let size = std::mem::size_of::<Conn>();
+        println!(
+            "Conn: {size} bytes, Proto: {}",
+            std::mem::size_of::<Proto>()
+        );
+        assert!(size <= 208, "Conn grew to {size} bytes");
+    }
+}

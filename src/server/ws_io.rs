@@ -71,6 +71,12 @@ impl Server {
                         .handle_bad_input(now, id, BadInput::TooLong { max }, &mut self.io);
                     return;
                 }
+                // One frame is one line: line breaks inside it become spaces.
+                let text: std::borrow::Cow<'_, str> = if text.contains(['\n', '\r']) {
+                    text.replace(['\n', '\r'], " ").into()
+                } else {
+                    text.into()
+                };
                 match clean_line(text.as_bytes()) {
                     Ok(line) if !line.is_empty() => self.submit_line(id, &line),
                     Ok(_) => {}
@@ -85,7 +91,13 @@ impl Server {
                     .enqueue_with(id, |b| websocket::encode_pong(payload, b));
             }
             WsEvent::Pong => {}
-            WsEvent::Close(_) => self.io.close_after_flush(id, CloseReason::Eof),
+            WsEvent::Close(code) => {
+                // Echo the client's code (1000 when it sent none), then close.
+                let code = if code == 1005 { 1000 } else { code };
+                self.io
+                    .enqueue_with(id, |b| websocket::encode_close(code, "", b));
+                self.io.close_quietly(id, CloseReason::Eof);
+            }
             WsEvent::Fail(code) => {
                 self.io
                     .enqueue_with(id, |b| websocket::encode_close(code, "", b));
