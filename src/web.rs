@@ -57,7 +57,7 @@ pub fn route(req: &Request, allowed_origins: &[String]) -> WebOutcome {
             .header("X-Content-Type-Options", "nosniff")
             .header("Referrer-Policy", "no-referrer")
             .header("Cache-Control", "no-cache")
-            .body(body.as_bytes().to_vec()),
+            .static_body(body.as_bytes()),
     )
 }
 

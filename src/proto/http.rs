@@ -65,8 +65,8 @@ pub struct Response {
     pub status: u16,
     /// Extra headers (Content-Length, Date-less; Connection is added by [`Response::encode`]).
     pub headers: Vec<(&'static str, String)>,
-    /// The body.
-    pub body: Vec<u8>,
+    /// The body: owned, or a file embedded in the binary (shared, never copied per response).
+    pub body: std::borrow::Cow<'static, [u8]>,
     /// Close the connection after this response, whatever the client asked.
     pub close: bool,
 }
@@ -77,7 +77,7 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: std::borrow::Cow::Borrowed(&[]),
             close: false,
         }
     }
@@ -105,7 +105,13 @@ impl Response {
 
     /// Sets the body.
     pub fn body(mut self, body: Vec<u8>) -> Response {
-        self.body = body;
+        self.body = std::borrow::Cow::Owned(body);
+        self
+    }
+
+    /// Sets the body to a file embedded in the binary.
+    pub fn static_body(mut self, body: &'static [u8]) -> Response {
+        self.body = std::borrow::Cow::Borrowed(body);
         self
     }
 
@@ -118,13 +124,26 @@ impl Response {
     /// The bytes on the wire. `head_only` leaves the body out (HEAD requests) but keeps its
     /// `Content-Length`; `keep_alive` chooses the `Connection` header.
     pub fn encode(&self, head_only: bool, keep_alive: bool) -> Vec<u8> {
+        let mut out = self.encode_head(keep_alive);
+        if !head_only && self.has_body() {
+            out.extend_from_slice(&self.body);
+        }
+        out
+    }
+
+    /// True when the status allows a body on the wire.
+    pub fn has_body(&self) -> bool {
+        !matches!(self.status, 101 | 204 | 304)
+    }
+
+    /// The status line and headers only (with the body's `Content-Length`).
+    pub fn encode_head(&self, keep_alive: bool) -> Vec<u8> {
         let mut head = String::with_capacity(128);
         let _ = write!(head, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
             let _ = write!(head, "{name}: {value}\r\n");
         }
-        let no_body = self.status == 101 || self.status == 204 || self.status == 304;
-        if !no_body {
+        if self.has_body() {
             let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
         }
         if self.status != 101 {
@@ -136,11 +155,7 @@ impl Response {
             let _ = write!(head, "Connection: {conn}\r\n");
         }
         head.push_str("\r\n");
-        let mut out = head.into_bytes();
-        if !head_only && !no_body {
-            out.extend_from_slice(&self.body);
-        }
-        out
+        head.into_bytes()
     }
 }
 

@@ -86,7 +86,7 @@ pub(crate) fn serve(asset: &Asset) -> Response {
         Response::new(200)
             .header("Content-Type", asset.content_type)
             .header("Cache-Control", cache)
-            .body(asset.body.to_vec()),
+            .static_body(asset.body),
     )
 }
 

@@ -33,6 +33,9 @@ pub struct HttpConn {
     pub query_keep_alive: bool,
     /// Whether the query request was HEAD.
     pub query_head: bool,
+    /// Output queued when the last deadline fired: an answer still being sent is not idle
+    /// as long as this shrinks.
+    pub queued_at_deadline: usize,
 }
 
 /// A WebSocket chat connection.

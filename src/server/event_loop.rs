@@ -87,6 +87,8 @@ pub struct Server {
     accept_warned_ms: Option<u64>,
     /// HTTP connections with a log query in progress.
     pub(super) queries: Vec<ClientId>,
+    /// Embedded files as shared chunks, made on first use.
+    pub(super) static_chunks: std::collections::HashMap<(usize, usize), super::buffer::Chunk>,
 }
 
 impl Server {
@@ -186,6 +188,7 @@ impl Server {
             shutdown_at: None,
             accept_warned_ms: None,
             queries: Vec::new(),
+            static_chunks: Default::default(),
         })
     }
 
@@ -383,6 +386,7 @@ impl Server {
                 query: None,
                 query_keep_alive: false,
                 query_head: false,
+                queued_at_deadline: usize::MAX,
             }))
         };
         let proto = match kind {
@@ -518,6 +522,10 @@ impl Server {
         for key in pending {
             if let Some(Entry::Conn(conn)) = self.io.slab.get_mut(key) {
                 conn.read_pending = false;
+                if let Proto::Http(_) = conn.proto {
+                    let id = conn.id;
+                    self.resume_http(id);
+                }
                 self.read_conn(key);
             }
         }
@@ -598,6 +606,13 @@ impl Server {
                     self.io.metrics.bytes_out += written.bytes as u64;
                     if conn.out.len() <= soft {
                         conn.over_soft_since = 0;
+                        if let Proto::Http(http) = &conn.proto {
+                            if http.decoder.buffered() > 0 && conn.is_open() && !conn.read_pending {
+                                // Requests may have waited for this output to drain.
+                                conn.read_pending = true;
+                                self.io.pending_reads.push(key);
+                            }
+                        }
                     }
                     if conn.out.is_empty() {
                         if let ConnState::Closing(reason) = conn.state {

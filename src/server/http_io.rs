@@ -8,12 +8,20 @@ use super::timers::{Timer, TimerKind};
 use crate::chat::{AnnounceError, ChatCore, ClientId, CloseReason};
 use crate::proto::http::{HttpParse, Request, Response};
 use crate::rest::{self, Outcome, ServerView, Snapshot};
+use crate::server::Chunk;
 use crate::web::{self, WebOutcome};
+use std::borrow::Cow;
+use std::rc::Rc;
 
 /// Log bytes a query scans per loop pass: small enough to keep each pass to a millisecond or two.
 const QUERY_SLICE_BYTES: usize = rest::SUGGESTED_SLICE_BYTES;
 
 impl Server {
+    /// Takes the requests that waited while the connection's output drained.
+    pub(super) fn resume_http(&mut self, id: ClientId) {
+        self.http_dispatch(id);
+    }
+
     pub(super) fn feed_http(&mut self, id: ClientId, data: &[u8]) {
         let limits = self.settings.http;
         let Some(conn) = self.io.conn_mut(id) else {
@@ -40,11 +48,15 @@ impl Server {
             let now = self.now().mono_ms;
             let limits = self.settings.http;
             let body_ms = self.settings.http_body_ms;
+            let soft = self.io.limits.soft;
             let Some(conn) = self.io.conn_mut(id) else {
                 return;
             };
             if !conn.is_open() {
                 return;
+            }
+            if conn.out.len() > soft {
+                return; // the client is not reading its answers: take no more requests
             }
             let Proto::Http(http) = &mut conn.proto else {
                 return;
@@ -92,14 +104,30 @@ impl Server {
         });
     }
 
-    /// Queues a response; closes after it unless the exchange may continue.
+    /// Queues a response; closes after it unless the exchange may continue. An embedded
+    /// file's bytes are queued as one shared chunk, never copied per response.
     fn respond(&mut self, id: ClientId, resp: Response, head_only: bool, keep_alive: bool) {
         let keep = keep_alive && !resp.close;
-        let bytes = resp.encode(head_only, keep);
-        self.io.enqueue_with(id, |b| b.extend_from_slice(&bytes));
+        self.io
+            .enqueue_response(id, Rc::from(resp.encode_head(keep)));
+        if !head_only && resp.has_body() && !resp.body.is_empty() {
+            let body = match resp.body {
+                Cow::Borrowed(file) => self.static_chunk(file),
+                Cow::Owned(bytes) => Rc::from(bytes),
+            };
+            self.io.enqueue_response(id, body);
+        }
         if !keep {
             self.io.close_quietly(id, CloseReason::Done);
         }
+    }
+
+    /// The shared chunk of an embedded file, made on first use.
+    fn static_chunk(&mut self, file: &'static [u8]) -> Chunk {
+        self.static_chunks
+            .entry((file.as_ptr() as usize, file.len()))
+            .or_insert_with(|| Rc::from(file))
+            .clone()
     }
 
     fn web_request(&mut self, id: ClientId, req: Request) {
@@ -194,11 +222,20 @@ impl Server {
         if !conn.is_open() {
             return;
         }
+        let queued = conn.out.len();
         let Proto::Http(http) = &mut conn.proto else {
             return;
         };
         if http.query.is_some() || now < http.deadline_ms {
             return; // busy with a query, or the deadline moved: a newer timer covers it
+        }
+        if queued > 0 && queued < http.queued_at_deadline {
+            // Still sending an answer, and the client is taking it: not idle.
+            http.queued_at_deadline = queued;
+            http.deadline_ms = now + self.settings.http_header_ms;
+            let at_ms = http.deadline_ms;
+            self.arm_http_deadline(id, at_ms);
+            return;
         }
         if http.decoder.buffered() > 0 || http.decoder.in_body() {
             let site = http.site;

@@ -116,6 +116,23 @@ impl Io {
         }
     }
 
+    /// Queues an HTTP response's bytes. Not subject to the output caps: a response is a
+    /// known size (an embedded file is shared, not copied), and an HTTP connection takes its
+    /// next request only once its output has drained (see the HTTP dispatch).
+    pub fn enqueue_response(&mut self, id: ClientId, chunk: Chunk) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.is_dead() {
+            return;
+        }
+        conn.out.push(chunk);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id.key as usize);
+        }
+    }
+
     /// Queues bytes for a connection, enforcing the output caps.
     pub fn enqueue(&mut self, id: ClientId, chunk: &Chunk) {
         let now = self.now.mono_ms;

@@ -92,7 +92,7 @@ fn healthz_and_metrics() {
     let mut view = FakeView::with_users(&[("alice", Some("#general"))]);
     let resp = respond(&get("/healthz"), &mut view);
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.body, b"ok");
+    assert_eq!(&*resp.body, b"ok");
     assert!(header(&resp, "Content-Type")
         .unwrap()
         .starts_with("text/plain"));
@@ -102,7 +102,7 @@ fn healthz_and_metrics() {
     assert!(header(&resp, "Content-Type")
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
-    let text = String::from_utf8(resp.body).unwrap();
+    let text = String::from_utf8(resp.body.to_vec()).unwrap();
     assert!(text.contains("\nchat_users 1\n"), "{text}");
     assert!(text.contains("chat_disconnects_total{reason=\"eof\"} 2\n"));
     assert!(text.contains("chat_log_queries_total 3\n"));
