@@ -1,6 +1,7 @@
 //! [`ChatCore`]: sessions, nicknames, channels and commands.
 
-use super::command::{is_valid_channel, is_valid_nick, parse_command, Command};
+use super::command::{is_valid_channel, parse_command, Command};
+use super::nick::Nick;
 use super::strings as s;
 use super::{BadInput, ClientId, CloseReason, Now, Outbox};
 use crate::record::Record;
@@ -41,12 +42,16 @@ pub enum AnnounceError {
 
 type ChannelKey = u32;
 
+/// Session slots added at a time when the table is full.
+const GROWTH_STEP: usize = 1024;
+
 struct Session {
     gen: u32,
-    nick: Option<Box<str>>,
+    nick: Option<Nick>,
     channel: Option<ChannelKey>,
-    /// Lower-cased nicknames this user ignores.
-    ignores: Vec<Box<str>>,
+    /// Lower-cased nicknames this user ignores; boxed, since most users ignore nobody.
+    #[allow(clippy::box_collection)]
+    ignores: Option<Box<Vec<Nick>>>,
 }
 
 struct Channel {
@@ -61,14 +66,14 @@ pub struct ChatCore {
     sessions: Vec<Option<Session>>,
     session_count: usize,
     /// Lower-cased nickname → user.
-    nicks: HashMap<Box<str>, ClientId>,
+    nicks: HashMap<Nick, ClientId>,
     channels: slab::Slab<Channel>,
     /// Lower-cased channel name → channel.
     channel_index: HashMap<Box<str>, ChannelKey>,
     nick_deadlines: BinaryHeap<Reverse<(u64, ClientId)>>,
     /// Nicknames of sessions the core closed (quit, timeout, shutdown) whose connection the
     /// shell has not reported gone yet: the name is free, but still known for the close log.
-    departed: HashMap<ClientId, Box<str>>,
+    departed: HashMap<ClientId, Nick>,
     kitchen_cache: (i64, i32, String),
 }
 
@@ -106,8 +111,8 @@ impl ChatCore {
     /// connection gone.
     pub fn nick_of(&self, id: ClientId) -> Option<&str> {
         match self.session(id) {
-            Some(s) => s.nick.as_deref(),
-            None => self.departed.get(&id).map(|n| &**n),
+            Some(s) => s.nick.as_ref().map(Nick::as_str),
+            None => self.departed.get(&id).map(Nick::as_str),
         }
     }
 
@@ -157,6 +162,10 @@ impl ChatCore {
     pub fn handle_connect(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
         let idx = id.key as usize;
         if self.sessions.len() <= idx {
+            // Grow in steps rather than doubling: with tens of thousands of users, a doubled
+            // table would leave a third of it unused on average.
+            let more = (idx + 1 - self.sessions.len()).max(GROWTH_STEP);
+            self.sessions.reserve_exact(more);
             self.sessions.resize_with(idx + 1, || None);
         }
         if let Some(old_gen) = self.sessions[idx].as_ref().map(|s| s.gen) {
@@ -174,7 +183,7 @@ impl ChatCore {
             gen: id.gen,
             nick: None,
             channel: None,
-            ignores: Vec::new(),
+            ignores: None,
         });
         self.session_count += 1;
         self.nick_deadlines.push(Reverse((
@@ -220,7 +229,7 @@ impl ChatCore {
             BadInput::TooLong { max } => Cow::Owned(s::too_long(max)),
             BadInput::Binary => Cow::Borrowed(s::BINARY),
         };
-        let nick = sess.nick.as_deref().map(Cow::Borrowed);
+        let nick = sess.nick.as_ref().map(|n| Cow::Borrowed(n.as_str()));
         let _ = out.log(
             now,
             &Record::Error {
@@ -275,20 +284,20 @@ impl ChatCore {
             }
             None => {}
         }
-        let nick = line.strip_prefix('@').unwrap_or(line);
-        if !is_valid_nick(nick) {
+        let Some(nick) = Nick::new(line.strip_prefix('@').unwrap_or(line)) else {
             out.send(id, s::NICK_INVALID);
             return;
-        }
-        let key = lower(nick);
+        };
+        let key = nick.lower();
         if self.nicks.contains_key(&key) {
             out.send(id, s::NICK_TAKEN);
             return;
         }
         self.nicks.insert(key, id);
         if let Some(sess) = self.session_mut(id) {
-            sess.nick = Some(nick.into());
+            sess.nick = Some(nick);
         }
+        let nick = nick.as_str();
         let _ = out.log(
             now,
             &Record::Nick {
@@ -305,12 +314,14 @@ impl ChatCore {
             out.send(id, s::NOT_IN_CHANNEL);
             return;
         };
-        let nick = sess.nick.as_deref().unwrap_or_default();
+        let Some(nick) = sess.nick else {
+            return;
+        };
         let Some(channel) = self.channels.get(ch as usize) else {
             return;
         };
         let record = Record::Chat {
-            nick: Cow::Borrowed(nick),
+            nick: Cow::Borrowed(&nick),
             channel: Cow::Borrowed(&channel.name),
             text: Cow::Borrowed(text),
         };
@@ -318,7 +329,6 @@ impl ChatCore {
             out.send(id, s::NOT_LOGGED);
             return;
         }
-        let nick: Box<str> = nick.into();
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::chat(&kitchen, &nick, text);
         if let Some(channel) = self.channels.get(ch as usize) {
@@ -327,7 +337,7 @@ impl ChatCore {
     }
 
     fn command(&mut self, now: Now, id: ClientId, cmd: Command<'_>, out: &mut impl Outbox) {
-        let Some(nick) = self.nick_of(id).map(Box::<str>::from) else {
+        let Some(nick) = self.session(id).and_then(|s| s.nick) else {
             return;
         };
         match cmd {
@@ -358,27 +368,30 @@ impl ChatCore {
             Command::Join(name) => self.join(now, id, &nick, name, out),
             Command::Msg { to, text } => self.private(now, id, &nick, to, text, out),
             Command::Ignore(target) => {
-                let key = lower(target);
-                let error = if !self.nicks.contains_key(&key) {
-                    Some(s::not_connected(target))
-                } else if *key == *lower(&nick) {
+                let key = Nick::new(target).map(|n| n.lower());
+                let error = match key {
+                    Some(k) if self.nicks.contains_key(&k) => None,
+                    _ => Some(s::not_connected(target)),
+                };
+                let error = if error.is_none() && key == Some(nick.lower()) {
                     Some(s::IGNORE_SELF.to_string())
                 } else {
-                    None
+                    error
                 };
                 if let Some(error) = error {
                     self.log_error(now, id, &error, out);
                     out.send(id, &error);
                     return;
                 }
-                let Some(sess) = self.session_mut(id) else {
+                let (Some(key), Some(sess)) = (key, self.session_mut(id)) else {
                     return;
                 };
-                if sess.ignores.contains(&key) {
+                let ignores = sess.ignores.get_or_insert_with(Default::default);
+                if ignores.contains(&key) {
                     out.send(id, &s::already_ignored(target));
                     return;
                 }
-                sess.ignores.push(key);
+                ignores.push(key);
                 log_command(now, &nick, &format!("/ignore @{target}"), out);
                 out.send(id, &s::now_ignored(target));
             }
@@ -451,18 +464,21 @@ impl ChatCore {
         text: &str,
         out: &mut impl Outbox,
     ) {
-        let Some(&target) = self.nicks.get(&lower(to)) else {
+        let target = Nick::new(to).and_then(|n| self.nicks.get(&n.lower()).copied());
+        let Some(target) = target else {
             let error = s::not_connected(to);
             self.log_error(now, id, &error, out);
             out.send(id, &error);
             return;
         };
-        let me = lower(nick);
+        let me = Nick::new(nick).map(|n| n.lower());
         let to_nick: Box<str> = self.nick_of(target).unwrap_or(to).into();
-        if self
-            .session(target)
-            .is_some_and(|t| t.ignores.contains(&me))
-        {
+        let ignored = |t: &Session| {
+            t.ignores
+                .as_ref()
+                .is_some_and(|list| me.is_some_and(|me| list.contains(&me)))
+        };
+        if self.session(target).is_some_and(ignored) {
             let error = s::ignored_you(&to_nick);
             self.log_error(now, id, &error, out);
             out.send(id, &error);
@@ -582,12 +598,12 @@ impl ChatCore {
     }
 
     fn remove_session(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
-        let Some(nick) = self.session(id).map(|s| s.nick.clone()) else {
+        let Some(nick) = self.session(id).map(|s| s.nick) else {
             return;
         };
         if let Some(nick) = nick {
             self.leave_channel(now, id, &nick, out);
-            self.nicks.remove(&lower(&nick));
+            self.nicks.remove(&nick.lower());
             self.departed.insert(id, nick);
         }
         if let Some(slot) = self.sessions.get_mut(id.key as usize) {

@@ -6,10 +6,12 @@
 
 mod command;
 mod core;
+mod nick;
 mod strings;
 
 pub use self::command::{parse_command, Command, CommandError};
 pub use self::core::{AnnounceError, ChatCore, CoreConfig, Stats};
+pub use self::nick::Nick;
 
 use crate::record::Record;
 

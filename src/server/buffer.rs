@@ -24,15 +24,16 @@ pub struct Written {
 pub struct OutQueue {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
-    head: usize,
-    /// Unwritten bytes in the queue.
-    queued: usize,
+    head: u32,
+    /// Unwritten bytes in the queue (32 bits keep idle connections small; the output caps and
+    /// the HTTP dispatch keep it far below 4 GiB).
+    queued: u32,
 }
 
 impl OutQueue {
     /// Unwritten bytes.
     pub fn len(&self) -> usize {
-        self.queued
+        self.queued as usize
     }
 
     /// True when nothing is waiting.
@@ -45,7 +46,9 @@ impl OutQueue {
         if chunk.is_empty() {
             return;
         }
-        self.queued += chunk.len();
+        self.queued = self
+            .queued
+            .saturating_add(u32::try_from(chunk.len()).unwrap_or(u32::MAX));
         self.chunks.push_back(chunk);
     }
 
@@ -64,7 +67,7 @@ impl OutQueue {
             let mut bytes = 0;
             for (i, chunk) in self.chunks.iter().enumerate().take(MAX_SLICES) {
                 let part = if i == 0 {
-                    chunk.get(self.head..).unwrap_or(&[])
+                    chunk.get(self.head as usize..).unwrap_or(&[])
                 } else {
                     chunk
                 };
@@ -98,18 +101,18 @@ impl OutQueue {
     }
 
     fn consume(&mut self, mut n: usize) {
-        self.queued -= n;
+        self.queued = self.queued.saturating_sub(n as u32);
         while n > 0 {
             let Some(front) = self.chunks.front() else {
                 break;
             };
-            let left = front.len() - self.head;
+            let left = front.len() - self.head as usize;
             if n >= left {
                 n -= left;
                 self.head = 0;
                 self.chunks.pop_front();
             } else {
-                self.head += n;
+                self.head += n as u32;
                 n = 0;
             }
         }

@@ -42,8 +42,8 @@ pub struct HttpConn {
 pub struct WsConn {
     /// Frame decoding.
     pub decoder: WsDecoder,
-    /// When the client last sent anything (monotonic ms).
-    pub last_seen_ms: u64,
+    /// When the client last sent anything ([`ms32`] of the monotonic ms).
+    pub last_seen_ms: u32,
     /// A ping was sent and not yet answered.
     pub ping_sent: bool,
 }
@@ -112,14 +112,25 @@ pub struct Conn {
     pub read_pending: bool,
     /// The peer has sent at least one line (for the HTTP-on-telnet check).
     pub seen_line: bool,
-    /// Monotonic ms since the output queue has been above the soft limit (0: it is not).
-    pub over_soft_since: u64,
+    /// Since when ([`ms32`]) the output queue has been above the soft limit (0: it is not).
+    pub over_soft_since: u32,
     /// Line tokens left (rate limit).
     pub tokens: f32,
-    /// When tokens were last refilled (monotonic ms).
-    pub refilled_ms: u64,
+    /// When tokens were last refilled ([`ms32`]).
+    pub refilled_ms: u32,
     /// Lines over the rate limit, waiting; `None` almost always.
     pub backlog: Option<Box<Backlog>>,
+}
+
+/// A monotonic time stamp in 32 bits (milliseconds, wrapping every 49 days), to keep
+/// connections small; only ever compared with [`elapsed`] over spans far shorter than that.
+pub fn ms32(mono_ms: u64) -> u32 {
+    mono_ms as u32
+}
+
+/// Milliseconds from the [`ms32`] stamp `then` to `now_ms`.
+pub fn elapsed(now_ms: u64, then: u32) -> u64 {
+    u64::from(ms32(now_ms).wrapping_sub(then))
 }
 
 impl Conn {
@@ -146,6 +157,6 @@ mod tests {
             "Conn: {size} bytes, Proto: {}",
             std::mem::size_of::<Proto>()
         );
-        assert!(size <= 208, "Conn grew to {size} bytes");
+        assert!(size <= 176, "Conn grew to {size} bytes");
     }
 }

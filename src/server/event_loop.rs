@@ -363,6 +363,10 @@ impl Server {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1).clamp(1, u32::MAX - 1);
         let now = self.now();
+        if self.io.slab.len() == self.io.slab.capacity() {
+            // Grow in steps rather than doubling (see the chat core's session table).
+            self.io.slab.reserve_exact(1024);
+        }
         let entry = self.io.slab.vacant_entry();
         let key = entry.key();
         let Ok(key32) = u32::try_from(key) else {
@@ -411,7 +415,7 @@ impl Server {
             seen_line: false,
             over_soft_since: 0,
             tokens: self.settings.lines_burst,
-            refilled_ms: now.mono_ms,
+            refilled_ms: super::conn::ms32(now.mono_ms),
             backlog: None,
         })));
         self.connections += 1;
@@ -555,11 +559,12 @@ impl Server {
             match timer.kind {
                 TimerKind::SoftLimit => {
                     let since = conn.over_soft_since;
-                    if since != 0 && now.mono_ms >= since + soft_ms {
+                    let over_for = super::conn::elapsed(now.mono_ms, since);
+                    if since != 0 && over_for >= soft_ms {
                         self.io.kill(id, CloseReason::OutputOverflow);
                     } else if since != 0 {
                         self.io.timers.add(Timer {
-                            at_ms: since + soft_ms,
+                            at_ms: now.mono_ms + (soft_ms - over_for),
                             ..timer
                         });
                     }

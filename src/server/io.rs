@@ -150,7 +150,7 @@ impl Io {
         conn.out.push(chunk.clone());
         let mut arm_soft = false;
         if conn.out.len() > limits.soft && conn.over_soft_since == 0 {
-            conn.over_soft_since = now.max(1);
+            conn.over_soft_since = super::conn::ms32(now).max(1);
             arm_soft = true;
         }
         let newly_dirty = !conn.dirty;

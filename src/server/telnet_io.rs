@@ -139,9 +139,9 @@ impl Server {
 
 /// Adds the tokens earned since the last refill, up to the burst.
 fn refill(conn: &mut Conn, now_ms: u64, burst: f32, per_ms: f32) {
-    let elapsed = now_ms.saturating_sub(conn.refilled_ms) as f32;
+    let elapsed = super::conn::elapsed(now_ms, conn.refilled_ms) as f32;
     conn.tokens = (conn.tokens + elapsed * per_ms).min(burst);
-    conn.refilled_ms = now_ms;
+    conn.refilled_ms = super::conn::ms32(now_ms);
 }
 
 /// Milliseconds until a connection with `tokens` has one whole token.

@@ -1,7 +1,7 @@
 //! WebSocket input: bytes → frame decoder → clean lines → the chat core; pings, pongs,
 //! close frames, and the keepalive timer that pings idle clients and closes silent ones.
 
-use super::conn::{Proto, WsConn};
+use super::conn::{elapsed, ms32, Proto, WsConn};
 use super::event_loop::Server;
 use super::timers::{Timer, TimerKind};
 use crate::chat::{BadInput, ClientId, CloseReason};
@@ -18,7 +18,7 @@ impl Server {
         };
         conn.proto = Proto::WebSocket(WsConn {
             decoder: WsDecoder::new(),
-            last_seen_ms: now,
+            last_seen_ms: ms32(now),
             ping_sent: false,
         });
         self.io.metrics.http_open -= 1;
@@ -43,7 +43,7 @@ impl Server {
         let Proto::WebSocket(ws) = &mut conn.proto else {
             return;
         };
-        ws.last_seen_ms = now;
+        ws.last_seen_ms = ms32(now);
         ws.ping_sent = false;
         let mut decoder = std::mem::take(&mut ws.decoder);
         let max = self.settings.ws_max_message;
@@ -119,19 +119,20 @@ impl Server {
         let Proto::WebSocket(ws) = &mut conn.proto else {
             return;
         };
-        let silent = now.saturating_sub(ws.last_seen_ms);
+        let silent = elapsed(now, ws.last_seen_ms);
+        let seen_at = now - silent;
         let next = if silent >= idle_ms {
             self.io.close_after_flush(id, CloseReason::IdleTimeout);
             return;
         } else if silent >= ping_ms && !ws.ping_sent {
             ws.ping_sent = true;
-            let at = ws.last_seen_ms + idle_ms;
+            let at = seen_at + idle_ms;
             self.io.enqueue_with(id, websocket::encode_ping);
             at
         } else if ws.ping_sent {
-            ws.last_seen_ms + idle_ms
+            seen_at + idle_ms
         } else {
-            ws.last_seen_ms + ping_ms
+            seen_at + ping_ms
         };
         self.io.timers.add(Timer {
             at_ms: next,
