@@ -549,8 +549,9 @@ impl ChatCore {
             .collect())
     }
 
-    /// The server is stopping: tell every connection and close it.
-    pub fn handle_shutdown(&mut self, now: Now, out: &mut impl Outbox) {
+    /// The server is stopping: tell every connection and close it. Everyone leaves at once,
+    /// so nobody is told who left before them.
+    pub fn handle_shutdown(&mut self, _now: Now, out: &mut impl Outbox) {
         let ids: Vec<ClientId> = self
             .sessions
             .iter()
@@ -563,10 +564,22 @@ impl ChatCore {
             })
             .collect();
         out.send_many(&ids, s::SHUTDOWN);
-        for id in ids {
+        for &id in &ids {
             out.close(id, CloseReason::Shutdown);
-            self.remove_session(now, id, out);
+            let nick = self
+                .sessions
+                .get_mut(id.key as usize)
+                .and_then(Option::take)
+                .and_then(|s| s.nick);
+            if let Some(nick) = nick {
+                self.departed.insert(id, nick);
+            }
         }
+        self.session_count = 0;
+        self.nicks.clear();
+        self.channels.clear();
+        self.channel_index.clear();
+        self.nick_deadlines.clear();
     }
 
     fn leave_channel(&mut self, now: Now, id: ClientId, nick: &str, out: &mut impl Outbox) {

@@ -441,7 +441,9 @@ fn announcements_reach_everyone_or_one_channel() {
 fn shutdown_tells_and_closes_everyone() {
     let mut t = Script::new();
     t.user(0, "alice");
+    t.line(0, "/join #a");
     t.connect(1);
+    t.out.acts.clear();
     t.core.handle_shutdown(now(1), &mut t.out);
     let acts: Vec<Act> = t
         .out

@@ -33,6 +33,21 @@ const ACCEPT_PAUSE_MS: u64 = 100;
 /// How long a closing connection may take to flush its last messages and see the peer close.
 const CLOSE_FLUSH_MS: u64 = 3_000;
 
+/// Connections the kernel may queue for `accept` (it caps this at `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listening socket with a backlog deep enough for bursts of connections
+/// (mio's own `bind` uses 128).
+fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
 fn token(key: usize, gen: u32) -> Token {
     Token((gen as usize) << 32 | key)
 }
@@ -118,7 +133,7 @@ impl Server {
         ];
         for (kind, port) in listen {
             let addr = SocketAddr::new(ip, port);
-            let mut socket = TcpListener::bind(addr).map_err(|e| {
+            let mut socket = listen_on(addr).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("cannot listen on {addr} ({}): {e}", kind.name()),
