@@ -8,31 +8,19 @@
 # warning and exits 0 (the browser test then skips); SKIP_BROWSER_DEPS=1 skips on purpose.
 # The browser itself (Debian's chromium) is not installed here: see .ci/run and the README.
 set -eu
+case $0 in */*) . "${0%/*}/ensure-lib.sh" ;; *) . ./ensure-lib.sh ;; esac
 
 dir=${1:-tests/browser}
 stamp="$dir/node_modules/.package-lock.json" # written by npm ci
 
 [ -f "$dir/package.json" ] || exit 0
 
-banner() {
-    echo "************************************************************************" >&2
-    for line in "$@"; do
-        echo "*** $line" >&2
-    done
-    echo "************************************************************************" >&2
-}
-
-if [ -n "${SKIP_BROWSER_DEPS:-}" ]; then
-    banner "SKIP_BROWSER_DEPS is set: not installing the npm packages in $dir." \
-        "The browser test will skip."
-    exit 0
-fi
-
-if ! command -v npm >/dev/null 2>&1; then
-    banner "npm not found: not installing the npm packages in $dir." \
-        "The browser test will skip. Install Node.js and npm to run it."
-    exit 0
-fi
+skip_if "${SKIP_BROWSER_DEPS:-}" \
+    "SKIP_BROWSER_DEPS is set: not installing the npm packages in $dir." \
+    "The browser test will skip."
+skip_without npm \
+    "npm not found: not installing the npm packages in $dir." \
+    "The browser test will skip. Install Node.js and npm to run it."
 
 if [ -f "$stamp" ] && { [ ! -f "$dir/package-lock.json" ] || [ "$stamp" -nt "$dir/package-lock.json" ]; }; then
     exit 0

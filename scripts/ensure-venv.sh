@@ -11,31 +11,19 @@
 # that need the tools then skip). SKIP_VENV=1 skips this step on purpose. Any other failure
 # (no venv module, no network to PyPI) exits 1 with what to do.
 set -eu
+case $0 in */*) . "${0%/*}/ensure-lib.sh" ;; *) . ./ensure-lib.sh ;; esac
 
 venv=${1:-.venv}
 requirements=${2:-scripts/test-requirements.txt}
 installed="$venv/.installed-requirements.txt"
 
-banner() {
-    echo "************************************************************************" >&2
-    for line in "$@"; do
-        echo "*** $line" >&2
-    done
-    echo "************************************************************************" >&2
-}
-
-if [ -n "${SKIP_VENV:-}" ]; then
-    banner "SKIP_VENV is set: not preparing the Python virtualenv $venv." \
-        "Tests that need websockets/schemathesis will skip."
-    exit 0
-fi
-
-if ! command -v python3 >/dev/null 2>&1; then
-    banner "python3 not found: not preparing the Python virtualenv $venv." \
-        "Tests that need websockets/schemathesis will skip." \
-        "Install Python 3 (with its venv module) to run them."
-    exit 0
-fi
+skip_if "${SKIP_VENV:-}" \
+    "SKIP_VENV is set: not preparing the Python virtualenv $venv." \
+    "Tests that need websockets/schemathesis will skip."
+skip_without python3 \
+    "python3 not found: not preparing the Python virtualenv $venv." \
+    "Tests that need websockets/schemathesis will skip." \
+    "Install Python 3 (with its venv module) to run them."
 
 if [ -x "$venv/bin/python" ] && [ -f "$installed" ] && cmp -s "$requirements" "$installed"; then
     exit 0

@@ -1,8 +1,8 @@
 //! The HTTP REST admin API over real sockets (SPEC §6–§8, issue 4): a `chat-server` process
-//! on 127.0.0.1 with kernel-picked ports, driven by a tiny raw HTTP/1.1 client (request bytes
-//! written by hand, responses parsed from the status line, headers and `Content-Length` body),
-//! telnet users from `common`, and a tiny raw WebSocket client (masked text frames out,
-//! unmasked frames in).
+//! on 127.0.0.1 with kernel-picked ports, driven by the raw HTTP/1.1 client of `common::http`
+//! (request bytes written by hand, responses parsed from the status line, headers and
+//! `Content-Length` body), telnet users from `common`, and the raw WebSocket client of
+//! `common::ws` (masked text frames out, unmasked frames in).
 //!
 //! Covered: every endpoint with and without the token; the announcement reaching telnet and
 //! WebSocket users (all of them, and one channel's members); the log query with each filter,
@@ -15,11 +15,13 @@
 
 mod common;
 
+use common::http::*;
+use common::ws::Ws;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -65,319 +67,10 @@ fn unix_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-// ================================================================================ HTTP client
-
-/// A response as read back.
-#[derive(Debug, Clone)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "the body is not JSON ({e}): status {}, headers {:?}, body {:?}",
-                self.status,
-                self.headers,
-                self.text()
-            )
-        })
-    }
-
-    /// `errors[0].short_message` of an envelope.
-    fn short_message(&self) -> String {
-        self.json()["errors"][0]["short_message"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no errors[0].short_message in {}", self.text()))
-            .to_string()
-    }
-
-    fn connection_close(&self) -> bool {
-        self.header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-    }
-}
-
-/// One raw HTTP/1.1 connection. Keeps bytes read past a response for the next one.
-struct Http {
-    stream: TcpStream,
-    addr: SocketAddr,
-    buf: Vec<u8>,
-    eof: bool,
-    /// Every response read so far, for failure messages and leak checks.
-    seen: Vec<Resp>,
-}
-
-impl Http {
-    fn connect(addr: SocketAddr) -> Http {
-        let stream = TcpStream::connect_timeout(&addr, DEADLINE)
-            .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
-        stream.set_nodelay(true).unwrap();
-        Http {
-            stream,
-            addr,
-            buf: Vec::new(),
-            eof: false,
-            seen: Vec::new(),
-        }
-    }
-
-    fn context(&self) -> String {
-        format!(
-            "responses so far: {:?}; unconsumed bytes: {:?}; eof: {}",
-            self.seen
-                .iter()
-                .map(|r| format!("{} {:?}", r.status, r.headers))
-                .collect::<Vec<_>>(),
-            String::from_utf8_lossy(&self.buf[..self.buf.len().min(2000)]),
-            self.eof
-        )
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.try_send(bytes)
-            .unwrap_or_else(|e| panic!("write failed: {e}; {}", self.context()));
-    }
-
-    fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)?;
-        self.stream.flush()
-    }
-
-    /// The bytes of a request: request line, `Host`, the `headers`, `Content-Length` when
-    /// there is a body, the body.
-    fn request_bytes(
-        &self,
-        method: &str,
-        target: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Vec<u8> {
-        let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {}\r\n", self.addr);
-        for (n, v) in headers {
-            head.push_str(&format!("{n}: {v}\r\n"));
-        }
-        if let Some(body) = body {
-            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(body.unwrap_or_default());
-        bytes
-    }
-
-    /// Sends one request and reads its response (without a body for `HEAD`).
-    fn request(
-        &mut self,
-        method: &str,
-        target: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Resp {
-        let bytes = self.request_bytes(method, target, headers, body);
-        self.send(&bytes);
-        self.response(method == "HEAD")
-    }
-
-    fn get(&mut self, target: &str) -> Resp {
-        self.request("GET", target, &[], None)
-    }
-
-    /// Reads once more, waiting at most until `end`. False on timeout.
-    fn fill(&mut self, end: Instant) -> bool {
-        if self.eof {
-            return false;
-        }
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        self.stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        let mut chunk = [0u8; 65536];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    return true;
-                }
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return true;
-                }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::TimedOut =>
-                {
-                    return false
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    // A reset ends the connection too.
-                    self.eof = true;
-                    return true;
-                }
-            }
-        }
-    }
-
-    /// The next response, or why there is none by `deadline`.
-    fn try_response(&mut self, head_only: bool, deadline: Duration) -> Result<Resp, String> {
-        let end = Instant::now() + deadline;
-        let head_end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.eof {
-                return Err("the server closed the connection before a response head".into());
-            }
-            if !self.fill(end) {
-                return Err(format!("no response head within {deadline:?}"));
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let mut parts = status_line.splitn(3, ' ');
-        if parts.next() != Some("HTTP/1.1") {
-            return Err(format!("bad status line {status_line:?}"));
-        }
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-        let mut headers = Vec::new();
-        for line in lines.filter(|l| !l.is_empty()) {
-            let (n, v) = line
-                .split_once(':')
-                .ok_or_else(|| format!("bad header line {line:?}"))?;
-            headers.push((n.trim().to_string(), v.trim().to_string()));
-        }
-        self.buf.drain(..head_end);
-        let mut resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        let lengths = resp.headers_named("content-length");
-        if lengths.len() > 1 {
-            return Err(format!("several Content-Length headers: {lengths:?}"));
-        }
-        if resp.header("transfer-encoding").is_some() {
-            return Err(format!("unexpected Transfer-Encoding: {:?}", resp.headers));
-        }
-        let len: usize = match lengths.first() {
-            Some(l) => l
-                .parse()
-                .map_err(|_| format!("Content-Length {l:?} is not a number"))?,
-            None if status == 101 || status == 204 || status == 304 => 0,
-            None => return Err(format!("a {status} response without Content-Length")),
-        };
-        if !head_only && status != 101 {
-            while self.buf.len() < len {
-                if self.eof || !self.fill(end) {
-                    return Err(format!(
-                        "the body ended after {} of {len} bytes (eof {})",
-                        self.buf.len(),
-                        self.eof
-                    ));
-                }
-            }
-            resp.body = self.buf.drain(..len).collect();
-        }
-        self.seen.push(resp.clone());
-        Ok(resp)
-    }
-
-    fn response(&mut self, head_only: bool) -> Resp {
-        match self.try_response(head_only, DEADLINE) {
-            Ok(r) => r,
-            Err(why) => panic!("expected a response: {why}; {}", self.context()),
-        }
-    }
-
-    /// True when the server closes the connection (EOF or reset) within `deadline` with no
-    /// more bytes; false when it is still open then. Bytes that do arrive fail the test.
-    fn closes_within(&mut self, deadline: Duration) -> bool {
-        let end = Instant::now() + deadline;
-        while !self.eof {
-            if !self.fill(end) {
-                break;
-            }
-        }
-        assert!(
-            self.buf.is_empty(),
-            "unexpected bytes after the response: {}",
-            self.context()
-        );
-        self.eof
-    }
-
-    fn assert_closed(&mut self) {
-        assert!(
-            self.closes_within(DEADLINE),
-            "the server kept the connection open for {DEADLINE:?}; {}",
-            self.context()
-        );
-    }
-
-    /// The connection still serves requests: `GET /healthz` answers `200 ok`.
-    fn assert_open(&mut self) {
-        let bytes = self.request_bytes("GET", "/healthz", &[], None);
-        if let Err(e) = self.try_send(&bytes) {
-            panic!("the connection is no longer open ({e}); {}", self.context());
-        }
-        match self.try_response(false, DEADLINE) {
-            Ok(r) if r.status == 200 && r.body == b"ok" => {}
-            Ok(r) => panic!("GET /healthz on the kept connection: {r:?}"),
-            Err(why) => panic!(
-                "the connection is no longer usable: {why}; {}",
-                self.context()
-            ),
-        }
-    }
-}
-
-/// One request on a fresh connection.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Resp {
-    Http::connect(addr).request(method, target, headers, body)
-}
-
-fn get(addr: SocketAddr, target: &str) -> Resp {
-    request(addr, "GET", target, &[], None)
-}
+// ================================================================================ requests
 
 /// `POST /v1/api/message` with a JSON body and, when given, the token.
-fn announce(addr: SocketAddr, token: Option<&str>, body: &Value) -> Resp {
+fn announce(addr: SocketAddr, token: Option<&str>, body: &Value) -> Response {
     let auth = token.map(bearer);
     let mut headers = vec![("Content-Type", "application/json")];
     if let Some(a) = &auth {
@@ -393,7 +86,7 @@ fn announce(addr: SocketAddr, token: Option<&str>, body: &Value) -> Resp {
 }
 
 /// `GET /v1/api/message?query` with the token.
-fn query(addr: SocketAddr, query: &str) -> Resp {
+fn query(addr: SocketAddr, query: &str) -> Response {
     let auth = bearer(TOKEN);
     request(
         addr,
@@ -420,7 +113,7 @@ fn query_ok(addr: SocketAddr, q: &str) -> Value {
 
 /// The common envelope: `links.self`, `metadata.generated` (Unix ns as a string, near now),
 /// `errors` (`null` or a list of error objects).
-fn assert_envelope(resp: &Resp, self_link: Option<&str>) -> Value {
+fn assert_envelope(resp: &Response, self_link: Option<&str>) -> Value {
     assert!(
         resp.header("content-type")
             .is_some_and(|ct| ct.starts_with("application/json")),
@@ -460,7 +153,7 @@ fn assert_envelope(resp: &Resp, self_link: Option<&str>) -> Value {
 }
 
 /// A JSON error answer with this status and `short_message`.
-fn assert_error(resp: &Resp, status: u16, short: &str) {
+fn assert_error(resp: &Response, status: u16, short: &str) {
     assert_eq!(
         resp.status,
         status,
@@ -471,7 +164,7 @@ fn assert_error(resp: &Resp, status: u16, short: &str) {
     assert_eq!(resp.short_message(), short, "{}", resp.text());
 }
 
-fn assert_unauthorized(resp: &Resp) {
+fn assert_unauthorized(resp: &Response) {
     assert_error(resp, 401, "unauthorized");
     let challenge = resp.header("www-authenticate").unwrap_or("");
     assert!(
@@ -482,133 +175,6 @@ fn assert_unauthorized(resp: &Resp) {
         resp.header("access-control-allow-origin").is_none(),
         "CORS header on an admin answer: {resp:?}"
     );
-}
-
-// ================================================================================ WebSocket
-
-const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-const WS_MASK: [u8; 4] = [0x5a, 0x13, 0xc7, 0x2e];
-
-/// A raw WebSocket client on top of [`Http`]: masked text frames out, frames in.
-struct Ws {
-    http: Http,
-}
-
-impl Ws {
-    fn open(addr: SocketAddr) -> Ws {
-        let mut http = Http::connect(addr);
-        let resp = http.request(
-            "GET",
-            "/ws",
-            &[
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Key", WS_KEY),
-                ("Sec-WebSocket-Version", "13"),
-            ],
-            None,
-        );
-        assert_eq!(
-            resp.status,
-            101,
-            "WebSocket handshake: {resp:?} {}",
-            resp.text()
-        );
-        assert_eq!(
-            resp.header("sec-websocket-accept"),
-            Some(WS_ACCEPT),
-            "{resp:?}"
-        );
-        Ws { http }
-    }
-
-    /// A user past the greeting, with `nick`, in `channel`.
-    fn user_in(addr: SocketAddr, nick: &str, channel: &str) -> Ws {
-        let mut ws = Ws::open(addr);
-        ws.wait_for("the greeting", |t| t.starts_with("Welcome to chat server."));
-        ws.send_text(nick);
-        ws.wait_for("the thanks", |t| t == thanks(nick));
-        ws.send_text(&format!("/join {channel}"));
-        ws.wait_for("the joined notice", |t| {
-            is_event(t, nick, &format!("just joined channel {channel}"))
-        });
-        ws
-    }
-
-    fn send_text(&mut self, text: &str) {
-        let payload = text.as_bytes();
-        let mut frame = vec![0x81];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&WS_MASK);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ WS_MASK[i % 4]));
-        self.http.send(&frame);
-    }
-
-    /// The next text message within `deadline`; control frames are skipped.
-    fn next_text(&mut self, deadline: Duration) -> Result<String, String> {
-        let end = Instant::now() + deadline;
-        loop {
-            if let Some((opcode, payload, used)) = parse_server_frame(&self.http.buf) {
-                self.http.buf.drain(..used);
-                match opcode {
-                    0x1 => {
-                        let mut text = String::from_utf8_lossy(&payload).into_owned();
-                        // Tolerate a line ending, should the server send one.
-                        while text.ends_with('\n') || text.ends_with('\r') {
-                            text.pop();
-                        }
-                        return Ok(text);
-                    }
-                    0x8 => return Err(format!("close frame {payload:?}")),
-                    _ => continue,
-                }
-            }
-            if self.http.eof {
-                return Err("the server closed the connection".into());
-            }
-            if !self.http.fill(end) {
-                return Err(format!("no message within {deadline:?}"));
-            }
-        }
-    }
-
-    fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let mut skipped = Vec::new();
-        loop {
-            match self.next_text(DEADLINE) {
-                Ok(t) if pred(&t) => return t,
-                Ok(t) => skipped.push(t),
-                Err(why) => panic!("WebSocket: waiting for {what}: {why}; skipped {skipped:?}"),
-            }
-        }
-    }
-}
-
-/// One unmasked server frame at the start of `buf`: opcode, payload, bytes used.
-fn parse_server_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
-    let (&b0, &b1) = (buf.first()?, buf.get(1)?);
-    assert_eq!(b1 & 0x80, 0, "a server frame is masked");
-    let (len, mut pos) = match b1 & 0x7f {
-        126 => (
-            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
-            4,
-        ),
-        127 => (
-            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
-            10,
-        ),
-        n => (n as usize, 2),
-    };
-    let payload = buf.get(pos..pos + len)?.to_vec();
-    pos += len;
-    Some((b0 & 0x0f, payload, pos))
 }
 
 // ================================================================================ endpoints
@@ -1029,7 +595,7 @@ fn broadcast_reaches_telnet_and_websocket_users() {
         t.expect(&line);
     }
     for w in [&mut dave, &mut erin] {
-        assert_eq!(w.next_text(DEADLINE), Ok(line.clone()));
+        assert_eq!(w.message_within(DEADLINE), Ok(line.clone()));
     }
 
     // One channel: alice and dave only. Channel names are case-insensitive.
@@ -1049,7 +615,7 @@ fn broadcast_reaches_telnet_and_websocket_users() {
     assert_eq!(got, BTreeSet::from(["@alice", "@dave"]), "{v}");
     alice.expect(&format!("{ANNOUNCEMENT}x only"));
     assert_eq!(
-        dave.next_text(DEADLINE),
+        dave.message_within(DEADLINE),
         Ok(format!("{ANNOUNCEMENT}x only"))
     );
 
@@ -1062,7 +628,7 @@ fn broadcast_reaches_telnet_and_websocket_users() {
         t.expect(&third);
     }
     for w in [&mut dave, &mut erin] {
-        assert_eq!(w.next_text(DEADLINE), Ok(third.clone()));
+        assert_eq!(w.message_within(DEADLINE), Ok(third.clone()));
     }
 
     // The log has the three announcements, in order, each written once.

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::http::request;
+use common::ws::*;
 use common::*;
 use serde_json::{json, Value};
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
@@ -21,8 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const SHUTDOWN: &str = "The server is shutting down, good bye.";
-const NICK_TIMEOUT: &str = "You did not enter a nickname in time, good bye.";
 const NOT_LOGGED: &str =
     "The server could not save your message to its log, so it was not sent. Please try again later.";
 const SERVER_FULL: &str = "The server is full, please try again later.";
@@ -126,23 +126,6 @@ fn connect_small_rcvbuf(dst: SocketAddr, bytes: usize) -> TcpStream {
     let stream: TcpStream = socket.into();
     stream.set_nodelay(true).unwrap();
     stream
-}
-
-/// A plain connection (retrying briefly, as [`Telnet::connect`] does).
-fn connect(dst: SocketAddr) -> TcpStream {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        match TcpStream::connect_timeout(&dst, DEADLINE) {
-            Ok(s) => {
-                s.set_nodelay(true).unwrap();
-                return s;
-            }
-            Err(e) => {
-                assert!(Instant::now() < end, "cannot connect to {dst}: {e}");
-                sleep_ms(20);
-            }
-        }
-    }
 }
 
 /// Closes a connection with a reset (RST) instead of a FIN: `SO_LINGER` 0, then close.
@@ -279,28 +262,10 @@ fn wait_fds(srv: &Server, want: usize, deadline: Duration, what: &str) {
 
 // ================================================================================ HTTP
 
-/// Sends a raw request and reads the answer to EOF; returns `(status, head, body)`.
-fn http_exchange(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
-    let mut stream = connect(addr);
-    stream.write_all(request).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut bytes = Vec::new();
-    let _ = stream.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in the answer {text:?}"));
-    (status, head.to_owned(), body.to_owned())
-}
-
 /// `GET path` with `Connection: close`; returns `(status, body)`.
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let (status, _, body) = http_exchange(addr, req.as_bytes());
-    (status, body)
+    let r = request(addr, "GET", path, &[("Connection", "close")], None);
+    (r.status, r.text())
 }
 
 /// The value of one sample of `GET /metrics`, e.g.
@@ -324,235 +289,6 @@ fn health(rest: SocketAddr) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no Data.health: {body}"))
         .to_owned()
-}
-
-// ================================================================================ WebSocket
-
-const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-fn ws_upgrade_request(addr: SocketAddr) -> String {
-    format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-}
-
-const OP_TEXT: u8 = 0x1;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
-
-/// A masked client frame with FIN set.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x5a, 0x17, 0xc3, 0x99];
-    let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n < 65536 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
-    out
-}
-
-/// A server frame.
-#[derive(Debug, Clone)]
-struct Frame {
-    opcode: u8,
-    payload: Vec<u8>,
-}
-
-impl Frame {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.payload).into_owned()
-    }
-
-    /// The code of a close frame.
-    fn close_code(&self) -> Option<u16> {
-        (self.opcode == OP_CLOSE && self.payload.len() >= 2)
-            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
-    }
-}
-
-/// Takes one complete server frame off the front of `buf`, if there is one.
-fn parse_frame(buf: &mut Vec<u8>) -> Option<Frame> {
-    if buf.len() < 2 {
-        return None;
-    }
-    let opcode = buf[0] & 0x0f;
-    assert_eq!(buf[1] & 0x80, 0, "the server sent a masked frame");
-    let (len, hdr) = match buf[1] & 0x7f {
-        126 => {
-            if buf.len() < 4 {
-                return None;
-            }
-            (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4)
-        }
-        127 => {
-            if buf.len() < 10 {
-                return None;
-            }
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&buf[2..10]);
-            (u64::from_be_bytes(b) as usize, 10)
-        }
-        n => (n as usize, 2),
-    };
-    if buf.len() < hdr + len {
-        return None;
-    }
-    let payload = buf[hdr..hdr + len].to_vec();
-    buf.drain(..hdr + len);
-    Some(Frame { opcode, payload })
-}
-
-/// A raw WebSocket client: a hand-written frame codec over a `TcpStream`.
-struct Ws {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    eof: bool,
-    /// Text frames read so far, for failure messages.
-    seen: Vec<String>,
-}
-
-impl Ws {
-    /// Connects to the WebSocket port and completes the opening handshake.
-    fn connect(addr: SocketAddr) -> Ws {
-        Ws::handshake(connect(addr), addr)
-    }
-
-    fn handshake(mut stream: TcpStream, addr: SocketAddr) -> Ws {
-        stream
-            .write_all(ws_upgrade_request(addr).as_bytes())
-            .unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            match stream.read(&mut chunk) {
-                Ok(0) => panic!(
-                    "EOF during the WebSocket handshake: {:?}",
-                    String::from_utf8_lossy(&buf)
-                ),
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) => panic!(
-                    "error during the WebSocket handshake: {e}; got {:?}",
-                    String::from_utf8_lossy(&buf)
-                ),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        assert!(
-            head.starts_with("HTTP/1.1 101"),
-            "the upgrade was refused: {head}"
-        );
-        buf.drain(..end);
-        Ws {
-            stream,
-            buf,
-            eof: false,
-            seen: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, opcode: u8, payload: &[u8]) {
-        self.stream
-            .write_all(&client_frame(opcode, payload))
-            .unwrap_or_else(|e| panic!("WebSocket write failed: {e}; seen {:?}", self.seen));
-    }
-
-    fn send_text(&mut self, text: &str) {
-        self.send(OP_TEXT, text.as_bytes());
-    }
-
-    /// The next frame within `deadline`, or why there is none.
-    fn frame_within(&mut self, deadline: Duration) -> Result<Frame, String> {
-        let end = Instant::now() + deadline;
-        let mut chunk = [0u8; 65536];
-        loop {
-            if let Some(f) = parse_frame(&mut self.buf) {
-                if f.opcode == OP_TEXT {
-                    self.seen.push(f.text());
-                }
-                return Ok(f);
-            }
-            if self.eof {
-                return Err("EOF".into());
-            }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err("timeout".into());
-            }
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            match self.stream.read(&mut chunk) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::TimedOut =>
-                {
-                    return Err("timeout".into())
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.eof = true;
-                    return Err(format!("read error: {e}"));
-                }
-            }
-        }
-    }
-
-    /// The next text frame (pings are answered, pongs skipped); fails the test on anything
-    /// else or after [`DEADLINE`].
-    fn next_text(&mut self) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.frame_within(left) {
-                Ok(f) if f.opcode == OP_TEXT => return f.text(),
-                Ok(f) if f.opcode == OP_PING => self.send(OP_PONG, &f.payload),
-                Ok(f) if f.opcode == OP_PONG => {}
-                Ok(f) => panic!("expected a text frame, got {f:?}; seen {:?}", self.seen),
-                Err(why) => panic!("expected a text frame: {why}; seen {:?}", self.seen),
-            }
-        }
-    }
-
-    fn expect_text(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let t = self.next_text();
-        assert!(pred(&t), "expected {what}, got {t:?}; seen {:?}", self.seen);
-        t
-    }
-}
-
-/// A WebSocket client that chose `nick`.
-fn ws_user(addr: SocketAddr, nick: &str) -> Ws {
-    let mut ws = Ws::connect(addr);
-    ws.expect_text("the greeting", |t| t.starts_with("Welcome to chat server."));
-    ws.send_text(nick);
-    ws.expect_text("the thanks", |t| t == thanks(nick));
-    ws
-}
-
-/// A WebSocket client in `channel` (its own join notices consumed).
-fn ws_user_in(addr: SocketAddr, nick: &str, channel: &str) -> Ws {
-    let mut ws = ws_user(addr, nick);
-    ws.send_text(&format!("/join {channel}"));
-    ws.expect_text("the others-count line", |t| t.starts_with("There are "));
-    ws.expect_text("the joined notice", |t| {
-        is_event(t, nick, &format!("just joined channel {channel}"))
-    });
-    ws
 }
 
 // ================================================================================ taps
@@ -582,14 +318,14 @@ impl Tap {
     /// Taps a WebSocket client: one item per frame, `"text:..."`, `"close:CODE"`,
     /// `"ping"`, `"pong"`, `"other:OPCODE"`. Pings are not answered.
     fn ws(ws: Ws) -> Tap {
-        let Ws { stream, buf, .. } = ws;
+        let (stream, buf) = ws.into_parts();
         Tap::spawn(stream, buf, |buf, out| {
-            while let Some(f) = parse_frame(buf) {
+            while let Some(f) = take_frame(buf) {
                 out.push(match f.opcode {
-                    OP_TEXT => format!("text:{}", f.text()),
+                    OP_TEXT => format!("text:{}", f.payload_text()),
                     OP_CLOSE => format!("close:{}", f.close_code().unwrap_or(0)),
                     OP_PING => "ping".to_owned(),
-                    OP_PONG => format!("pong:{}", f.text()),
+                    OP_PONG => format!("pong:{}", f.payload_text()),
                     op => format!("other:{op}"),
                 });
             }
@@ -861,7 +597,7 @@ fn slowloris_on_every_port_is_cut_at_the_deadlines_while_chat_goes_on() {
     for _ in 0..PER_PORT {
         for (kind, addr, script) in &scripts {
             let opened = Instant::now();
-            let stream = connect(*addr);
+            let stream = connect_tcp(*addr);
             slow.push(Slow {
                 kind,
                 stream,
@@ -877,7 +613,7 @@ fn slowloris_on_every_port_is_cut_at_the_deadlines_while_chat_goes_on() {
     let token = srv.admin_token().expect("admin token");
     for _ in 0..20 {
         let opened = Instant::now();
-        let mut stream = connect(rest);
+        let mut stream = connect_tcp(rest);
         let head = format!(
             "POST /v1/api/message HTTP/1.1\r\nHost: {rest}\r\nAuthorization: Bearer {token}\r\n\
              Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
@@ -1098,8 +834,8 @@ fn a_websocket_ping_flood_stays_bounded() {
 
     // The polite pinger reads its pongs on a thread.
     const POLITE: usize = 3000;
-    let polite = ws_user(wsa, "polite");
-    let polite_writer = polite.stream.try_clone().unwrap();
+    let polite = Ws::user(wsa, "polite");
+    let polite_writer = polite.stream().try_clone().unwrap();
     let polite_tap = Tap::ws(polite);
     let polite_thread = thread::spawn(move || {
         let mut w = polite_writer;
@@ -1118,8 +854,8 @@ fn a_websocket_ping_flood_stays_bounded() {
     // owed fill the kernel's buffers (a few MB), then the server's queue up to the cap.
     // Bounded at 150,000 pings of 125 bytes (19 MB).
     let rude_stream = connect_small_rcvbuf(wsa, 4096);
-    let rude = Ws::handshake(rude_stream, wsa);
-    let mut rude_writer = rude.stream.try_clone().unwrap();
+    let rude = Ws::open_on(rude_stream, wsa);
+    let mut rude_writer = rude.stream().try_clone().unwrap();
     rude_writer
         .set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -1307,12 +1043,12 @@ fn accepted_sockets_have_tcp_keepalive() {
     // Every accepted socket (telnet, WebSocket, an idle HTTP connection) has its keepalive
     // timer armed, due within tcp_keepalive_s; our own client sockets have none.
     let t = srv.user("kept");
-    let w = ws_user(wsa, "keptws");
-    let h = connect(rest);
+    let w = Ws::user(wsa, "keptws");
+    let h = connect_tcp(rest);
     let tck = clk_tck();
     let conns = [
         ("telnet", telnet, t.local_addr()),
-        ("websocket", wsa, w.stream.local_addr().unwrap()),
+        ("websocket", wsa, w.stream().local_addr().unwrap()),
         ("rest", rest, h.local_addr().unwrap()),
     ];
     // Once a connection is quiet (no retransmission or loss-probe timer in the way), the
@@ -1366,33 +1102,33 @@ fn silent_websocket_peers_are_closed_by_the_ping_timeout() {
     let wsa = srv.addr("websocket");
 
     // Half-open WebSocket peers: `dead` stops answering, `live` answers pings.
-    let mut dead = ws_user(wsa, "dead");
-    let live = ws_user(wsa, "live");
+    let mut dead = Ws::user(wsa, "dead");
+    let live = Ws::user(wsa, "live");
     let started = Instant::now();
     let live_thread = thread::spawn(move || {
         let mut live = live;
         let mut pings = 0;
         let end = Instant::now() + Duration::from_secs_f64(IDLE_S * 2.5);
         while Instant::now() < end {
-            match live.frame_within(Duration::from_millis(100)) {
-                Ok(f) if f.opcode == OP_PING => {
+            match live.next_within(Duration::from_millis(100)) {
+                Next::Frame(f) if f.opcode == OP_PING => {
                     pings += 1;
-                    live.send(OP_PONG, &f.payload);
+                    live.send_frame(OP_PONG, &f.payload);
                 }
-                Ok(f) => panic!("live got {f:?}"),
-                Err(why) if why == "timeout" => {}
-                Err(why) => panic!("live: {why} after {pings} pings"),
+                Next::Frame(f) => panic!("live got {f:?}"),
+                Next::Timeout => {}
+                Next::Closed => panic!("live: closed after {pings} pings"),
             }
         }
         (live, pings)
     });
     let mut dead_frames = Vec::new();
     let closed_after = loop {
-        match dead.frame_within(Duration::from_secs_f64(IDLE_S + 5.0)) {
-            Ok(f) => dead_frames.push(f),
-            Err(why) if why == "EOF" || why.starts_with("read error") => break started.elapsed(),
-            Err(why) => {
-                panic!("a silent WebSocket peer was not closed: {why}; frames: {dead_frames:?}")
+        match dead.next_within(Duration::from_secs_f64(IDLE_S + 5.0)) {
+            Next::Frame(f) => dead_frames.push(f),
+            Next::Closed => break started.elapsed(),
+            Next::Timeout => {
+                panic!("a silent WebSocket peer was not closed: timeout; frames: {dead_frames:?}")
             }
         }
     };
@@ -1416,7 +1152,7 @@ fn silent_websocket_peers_are_closed_by_the_ping_timeout() {
         IDLE_S * 2.5
     );
     live.send_text("/list");
-    live.expect_text("an answer to /list", |t| {
+    live.expect_message("an answer to /list", |t| {
         t.starts_with("You are not in a channel")
     });
     drop(dead);
@@ -1505,10 +1241,10 @@ fn connections_per_ip_are_limited_across_ports_and_addresses() {
     let mut from_a: Vec<Telnet> = (0..12).map(|_| greeted(a)).collect();
     // Four more from `a` on the WebSocket port: 16 in all.
     let mut ws_from_a: Vec<Ws> = (0..4)
-        .map(|_| Ws::handshake(connect_from(a, wsa).unwrap(), wsa))
+        .map(|_| Ws::open_on(connect_from(a, wsa).unwrap(), wsa))
         .collect();
     for w in &mut ws_from_a {
-        w.expect_text("the greeting", |t| t.starts_with("Welcome"));
+        w.expect_message("the greeting", |t| t.starts_with("Welcome"));
     }
 
     // The 17th, on any port, is refused.
@@ -1586,7 +1322,7 @@ fn the_total_limit_under_a_small_fd_limit_refuses_hundreds_without_spinning() {
     let mut pair = Pair::new(&srv, "#full");
     const CAPACITY: usize = 64 - 32;
 
-    let mut conns: Vec<TcpStream> = (0..300).map(|_| connect(telnet)).collect();
+    let mut conns: Vec<TcpStream> = (0..300).map(|_| connect_tcp(telnet)).collect();
     let mut greeted = Vec::new();
     let mut refused = 0;
     for (i, s) in conns.drain(..).enumerate() {
@@ -1609,16 +1345,10 @@ fn the_total_limit_under_a_small_fd_limit_refuses_hundreds_without_spinning() {
     assert_eq!(refused, 300 - (CAPACITY - 2));
 
     // Full, with more knocking: no busy loop, and alice and bob still talk.
-    let knockers: Vec<TcpStream> = (0..50).map(|_| connect(telnet)).collect();
-    let tck = clk_tck() as f64;
-    let t0 = Instant::now();
-    let cpu0 = srv.cpu_ticks();
-    while t0.elapsed() < Duration::from_secs(2) {
+    let knockers: Vec<TcpStream> = (0..50).map(|_| connect_tcp(telnet)).collect();
+    let (cpu, wall) = srv.cpu_during(Duration::from_secs(2), || {
         pair.send_next("still here");
-        sleep_ms(100);
-    }
-    let cpu = (srv.cpu_ticks() - cpu0) as f64 / tck;
-    let wall = t0.elapsed().as_secs_f64();
+    });
     assert!(
         cpu < 0.3 * wall,
         "the server used {cpu:.2} s of CPU in {wall:.2} s while full"
@@ -1662,8 +1392,9 @@ fn running_out_of_descriptors_pauses_accepts_and_recovers_within_seconds() {
     let telnet = srv.telnet_addr();
     let mut pair = Pair::new(&srv, "#emfile");
 
-    let mut conns: Vec<(TcpStream, Vec<u8>)> =
-        (0..150).map(|_| (connect(telnet), Vec::new())).collect();
+    let mut conns: Vec<(TcpStream, Vec<u8>)> = (0..150)
+        .map(|_| (connect_tcp(telnet), Vec::new()))
+        .collect();
     let greeted_count = |conns: &mut Vec<(TcpStream, Vec<u8>)>| -> usize {
         conns
             .iter_mut()
@@ -1689,15 +1420,9 @@ fn running_out_of_descriptors_pauses_accepts_and_recovers_within_seconds() {
         "{served} of 150 connections greeted with 64 descriptors"
     );
 
-    let tck = clk_tck() as f64;
-    let t0 = Instant::now();
-    let cpu0 = srv.cpu_ticks();
-    while t0.elapsed() < Duration::from_secs(2) {
+    let (cpu, wall) = srv.cpu_during(Duration::from_secs(2), || {
         pair.send_next("no fds");
-        sleep_ms(100);
-    }
-    let cpu = (srv.cpu_ticks() - cpu0) as f64 / tck;
-    let wall = t0.elapsed().as_secs_f64();
+    });
     assert!(
         cpu < 0.3 * wall,
         "the server used {cpu:.2} s of CPU in {wall:.2} s while out of descriptors"
@@ -1756,14 +1481,14 @@ fn a_thousand_resets_at_every_stage_leave_nothing_behind() {
 
     // Telnet: reset right after connecting (often before the accept).
     for _ in 0..2 {
-        let batch: Vec<TcpStream> = (0..100).map(|_| connect(telnet)).collect();
+        let batch: Vec<TcpStream> = (0..100).map(|_| connect_tcp(telnet)).collect();
         total += batch.len();
         batch.into_iter().for_each(reset);
     }
     // Telnet: half a nickname, then reset.
     let batch: Vec<TcpStream> = (0..150)
         .map(|_| {
-            let mut s = connect(telnet);
+            let mut s = connect_tcp(telnet);
             let _ = s.write_all(b"half-a-nick");
             s
         })
@@ -1832,11 +1557,11 @@ fn a_thousand_resets_at_every_stage_leave_nothing_behind() {
     }
 
     // WebSocket: half the upgrade request, then reset.
-    let upgrade = ws_upgrade_request(wsa);
+    let upgrade = upgrade_request("GET", &wsa.to_string(), &[]);
     let half = &upgrade.as_bytes()[..upgrade.len() / 2];
     let batch: Vec<TcpStream> = (0..150)
         .map(|_| {
-            let mut s = connect(wsa);
+            let mut s = connect_tcp(wsa);
             let _ = s.write_all(half);
             s
         })
@@ -1846,22 +1571,22 @@ fn a_thousand_resets_at_every_stage_leave_nothing_behind() {
     // WebSocket: upgraded, half a frame, then reset.
     let batch: Vec<Ws> = (0..100)
         .map(|i| {
-            let mut ws = Ws::connect(wsa);
+            let mut ws = Ws::open(wsa);
             if i % 2 == 0 {
-                ws.expect_text("the greeting", |t| t.starts_with("Welcome"));
+                ws.expect_message("the greeting", |t| t.starts_with("Welcome"));
             }
             let frame = client_frame(OP_TEXT, "a frame cut in the middle".repeat(4).as_bytes());
-            let _ = ws.stream.write_all(&frame[..frame.len() / 2]);
+            let _ = ws.try_send(&frame[..frame.len() / 2]);
             ws
         })
         .collect();
     total += batch.len();
-    batch.into_iter().for_each(|ws| reset(ws.stream));
+    batch.into_iter().for_each(|ws| reset(ws.into_parts().0));
 
     // HTTP: half the headers, then reset; half a body, then reset.
     let batch: Vec<TcpStream> = (0..100)
         .map(|_| {
-            let mut s = connect(rest);
+            let mut s = connect_tcp(rest);
             let _ = s.write_all(format!("GET /status HTTP/1.1\r\nHost: {rest}\r\nX-Ha").as_bytes());
             s
         })
@@ -1871,7 +1596,7 @@ fn a_thousand_resets_at_every_stage_leave_nothing_behind() {
     let body = r#"{"message":"this body is cut off in the middle of its"#;
     let batch: Vec<TcpStream> = (0..100)
         .map(|_| {
-            let mut s = connect(rest);
+            let mut s = connect_tcp(rest);
             let head = format!(
                 "POST /v1/api/message HTTP/1.1\r\nHost: {rest}\r\nAuthorization: Bearer x\r\n\
                  Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
@@ -2111,7 +1836,7 @@ fn sigterm_under_traffic_tells_everyone_and_exits_promptly() {
         .map(|i| srv.user_in(&format!("t{i}"), "#room"))
         .collect();
     let wss: Vec<Ws> = (0..2)
-        .map(|i| ws_user_in(wsa, &format!("w{i}"), "#room"))
+        .map(|i| Ws::user_in(wsa, &format!("w{i}"), "#room"))
         .collect();
     let sender_tap = Tap::telnet(&sender);
     let mut taps: Vec<(String, Tap, bool)> = telnets

@@ -15,10 +15,11 @@
 
 mod common;
 
+use common::http::Http;
 use common::*;
 use serde_json::json;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -174,21 +175,14 @@ fn server_errors(output: &str) -> Vec<String> {
         .collect()
 }
 
-/// `GET path` on a fresh connection: the status code.
+/// `GET path` on a fresh connection: the status code (0 without an answer).
 fn get_status(addr: SocketAddr, path: &str) -> u16 {
-    let mut s = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    let mut c = Http::connect(addr);
+    let bytes = c.request_bytes("GET", path, &[("Connection", "close")], None);
+    c.try_send(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|()| c.try_response(false, DEADLINE))
+        .map_or(0, |r| r.status)
 }
 
 #[test]

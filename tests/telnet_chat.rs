@@ -20,11 +20,8 @@ const NOT_IN_CHANNEL: &str =
 const LIST_NOT_IN_CHANNEL: &str = "You are not in a channel, use /join #channel to join one.";
 const NICK_TAKEN: &str =
     "Another user with this nickname is connected to this server, Please enter a different nickname";
-const NICK_TIMEOUT: &str = "You did not enter a nickname in time, good bye.";
 const INVALID_UTF8: &str = "Your message was not valid UTF-8 text and was not sent.";
 const TOO_LONG_512: &str = "Your message is longer than 512 bytes and was not sent.";
-const SHUTDOWN: &str = "The server is shutting down, good bye.";
-const HELP_HEADER: &str = "Here is the list of all available commands";
 const LIST_HEADER: &str = "Here is the list of all users in this channel";
 const MSG_NEEDS_NICK: &str =
     "Could not find the required @nickname in the input, use /msg @nickname message";
@@ -34,28 +31,6 @@ const IGNORE_NEEDS_NICK: &str =
     "Could not find the required @nickname in the input, use /ignore @nickname";
 const JOIN_NEEDS_CHANNEL: &str =
     "Could not find the required #channel in the input, use /join #channel";
-
-fn welcome(n: usize) -> String {
-    format!(
-        "Welcome to chat server. There are {n} other users on this server. please enter a nickname"
-    )
-}
-
-fn others(n: usize) -> String {
-    format!("There are {n} other users in this channel.")
-}
-
-/// `<KITCHEN> - *Private from @from: text`
-fn is_private_from(line: &str, from: &str, text: &str) -> bool {
-    line.split_once(" - *Private from @")
-        .is_some_and(|(k, rest)| is_kitchen(k) && rest == format!("{from}: {text}"))
-}
-
-/// `<KITCHEN> - *Private to @to: text`
-fn is_private_to(line: &str, to: &str, text: &str) -> bool {
-    line.split_once(" - *Private to @")
-        .is_some_and(|(k, rest)| is_kitchen(k) && rest == format!("{to}: {text}"))
-}
 
 fn expect_chat(t: &mut Telnet, nick: &str, text: &str) {
     t.expect_match(&format!("the chat line @{nick}: {text:?}"), |l| {
@@ -520,14 +495,7 @@ fn closing_the_socket_frees_the_nickname_tells_the_channel_and_stays_idle() {
     }
 
     // A dead connection never spins the loop: the server idles afterwards.
-    let tck = clk_tck() as f64;
-    let t0 = Instant::now();
-    let cpu0 = srv.cpu_ticks();
-    while t0.elapsed() < Duration::from_secs(2) {
-        thread::sleep(Duration::from_millis(100));
-    }
-    let cpu = (srv.cpu_ticks() - cpu0) as f64 / tck;
-    let wall = t0.elapsed().as_secs_f64();
+    let (cpu, wall) = srv.cpu_during(Duration::from_secs(2), || {});
     assert!(
         cpu < 0.5 * wall,
         "the server used {cpu:.2} s of CPU in {wall:.2} s after disconnects (busy loop?)"
@@ -1446,14 +1414,7 @@ fn running_out_of_file_descriptors_does_not_spin() {
         );
         thread::sleep(Duration::from_millis(20));
     }
-    let tck = clk_tck() as f64;
-    let t0 = Instant::now();
-    let cpu0 = srv.cpu_ticks();
-    while t0.elapsed() < Duration::from_secs(2) {
-        thread::sleep(Duration::from_millis(100));
-    }
-    let cpu = (srv.cpu_ticks() - cpu0) as f64 / tck;
-    let wall = t0.elapsed().as_secs_f64();
+    let (cpu, wall) = srv.cpu_during(Duration::from_secs(2), || {});
     assert!(
         cpu < 0.5 * wall,
         "the server used {cpu:.2} s of CPU in {wall:.2} s while out of descriptors"

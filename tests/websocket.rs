@@ -4,8 +4,8 @@
 //! - by a real WebSocket client library, Python's `websockets` (`tests/py/ws_session.py`, one
 //!   JSON command per line on its stdin, one JSON answer per line on its stdout, so this file
 //!   stays in control of the order of events), next to telnet users from `common`;
-//! - by raw TCP sockets with hand-written HTTP and hand-masked frames (the tiny encoder and
-//!   decoder below), for everything a library would refuse to send: bad handshakes, unmasked
+//! - by raw TCP sockets with hand-written HTTP and hand-masked frames (`common::http` and
+//!   `common::ws`), for everything a library would refuse to send: bad handshakes, unmasked
 //!   or reserved-bit frames, oversized and split frames, silent clients.
 //!
 //! The Python interpreter is `$CHAT_TEST_VENV/bin/python`, else `<repo>/.venv/bin/python`
@@ -16,11 +16,12 @@
 
 mod common;
 
+use common::http::Http;
+use common::ws::*;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -28,497 +29,10 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const HELP_HEADER: &str = "Here is the list of all available commands";
-const SHUTDOWN: &str = "The server is shutting down, good bye.";
 const HELP_WORDS: [&str; 6] = ["/help", "/list", "/join", "/msg", "/ignore", "/quit"];
-
-fn welcome(n: usize) -> String {
-    format!(
-        "Welcome to chat server. There are {n} other users on this server. please enter a nickname"
-    )
-}
-
-fn others(n: usize) -> String {
-    format!("There are {n} other users in this channel.")
-}
-
-fn good_bye(nick: &str) -> String {
-    format!("Good Bye {nick}, come back again.")
-}
-
-/// `<KITCHEN> - *Private from @from: text`
-fn is_private_from(line: &str, from: &str, text: &str) -> bool {
-    line.split_once(" - *Private from @")
-        .is_some_and(|(k, rest)| is_kitchen(k) && rest == format!("{from}: {text}"))
-}
-
-/// `<KITCHEN> - *Private to @to: text`
-fn is_private_to(line: &str, to: &str, text: &str) -> bool {
-    line.split_once(" - *Private to @")
-        .is_some_and(|(k, rest)| is_kitchen(k) && rest == format!("{to}: {text}"))
-}
 
 fn ws_server(extra: Value) -> Server {
     Server::start_expecting(extra, &["telnet", "websocket"])
-}
-
-// ================================================================================ raw client
-
-/// The RFC 6455 example key and its accept value (§1.3).
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-const OP_CONT: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
-
-/// One client frame: `first` is the first header byte (FIN, RSV bits, opcode); the payload is
-/// masked with `mask` when given.
-fn frame(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let bit = if mask.is_some() { 0x80 } else { 0 };
-    let mut out = vec![first];
-    match payload.len() {
-        n if n < 126 => out.push(bit | n as u8),
-        n if n < 65536 => {
-            out.push(bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    match mask {
-        Some(m) => {
-            out.extend_from_slice(&m);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
-}
-
-/// A final, masked text frame.
-fn text_frame(text: &str) -> Vec<u8> {
-    frame(0x80 | OP_TEXT, text.as_bytes(), Some(MASK))
-}
-
-/// A server frame as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Frame {
-    fin: bool,
-    rsv: u8,
-    opcode: u8,
-    masked: bool,
-    payload: Vec<u8>,
-}
-
-impl Frame {
-    fn text(&self) -> Option<String> {
-        (self.opcode == OP_TEXT).then(|| String::from_utf8_lossy(&self.payload).into_owned())
-    }
-
-    /// The close code of a close frame (1005 when it has none).
-    fn close_code(&self) -> Option<u16> {
-        (self.opcode == OP_CLOSE).then(|| match self.payload.as_slice() {
-            [a, b, ..] => u16::from_be_bytes([*a, *b]),
-            _ => 1005,
-        })
-    }
-}
-
-/// Decodes one frame at the start of `buf`: the frame and the bytes it used.
-fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
-    let (&b0, &b1) = (buf.first()?, buf.get(1)?);
-    let mut pos = 2;
-    let len = match b1 & 0x7f {
-        126 => {
-            let l = u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize;
-            pos = 4;
-            l
-        }
-        127 => {
-            let l = u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize;
-            pos = 10;
-            l
-        }
-        n => n as usize,
-    };
-    let masked = b1 & 0x80 != 0;
-    let mask = if masked {
-        let m: [u8; 4] = buf.get(pos..pos + 4)?.try_into().ok()?;
-        pos += 4;
-        Some(m)
-    } else {
-        None
-    };
-    let mut payload = buf.get(pos..pos + len)?.to_vec();
-    if let Some(m) = mask {
-        for (i, b) in payload.iter_mut().enumerate() {
-            *b ^= m[i % 4];
-        }
-    }
-    Some((
-        Frame {
-            fin: b0 & 0x80 != 0,
-            rsv: (b0 >> 4) & 0x7,
-            opcode: b0 & 0x0f,
-            masked,
-            payload,
-        },
-        pos + len,
-    ))
-}
-
-/// What came next on a raw connection.
-#[derive(Debug)]
-enum Next {
-    Frame(Frame),
-    /// The server closed the connection (clean EOF or reset).
-    Closed,
-    Timeout,
-}
-
-/// An HTTP response as read back.
-#[derive(Debug)]
-struct HttpResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl HttpResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// A raw TCP client for the WebSocket port: HTTP requests, then frames.
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    eof: bool,
-    /// Everything decoded so far, for failure messages.
-    seen: Vec<String>,
-}
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect_timeout(&addr, DEADLINE)
-            .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
-        stream.set_nodelay(true).unwrap();
-        Raw {
-            stream,
-            buf: Vec::new(),
-            eof: false,
-            seen: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream
-            .write_all(bytes)
-            .unwrap_or_else(|e| panic!("write failed: {e}; {}", self.context()));
-        self.stream.flush().unwrap();
-    }
-
-    fn send_text(&mut self, text: &str) {
-        self.send(&text_frame(text));
-    }
-
-    fn context(&self) -> String {
-        format!(
-            "decoded so far: {:#?}; unconsumed bytes: {:?}; eof: {}",
-            self.seen,
-            String::from_utf8_lossy(&self.buf),
-            self.eof
-        )
-    }
-
-    /// Reads once more, waiting at most until `end`. False on timeout.
-    fn fill(&mut self, end: Instant) -> bool {
-        if self.eof {
-            return false;
-        }
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        self.stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        let mut chunk = [0u8; 65536];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    return true;
-                }
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return true;
-                }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::TimedOut =>
-                {
-                    return false
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    // A reset ends the connection as well.
-                    self.eof = true;
-                    return true;
-                }
-            }
-        }
-    }
-
-    /// Reads an HTTP response head and (unless `head_only`) its `Content-Length` body; bytes
-    /// behind it stay buffered (frames after a `101`, the next response on keep-alive).
-    fn read_response(&mut self, head_only: bool) -> HttpResponse {
-        let end = Instant::now() + DEADLINE;
-        let head_end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.eof || !self.fill(end) {
-                panic!(
-                    "no complete HTTP response head (eof {}); {}",
-                    self.eof,
-                    self.context()
-                );
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let mut parts = status_line.splitn(3, ' ');
-        assert_eq!(
-            parts.next(),
-            Some("HTTP/1.1"),
-            "bad status line {status_line:?}"
-        );
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let headers: Vec<(String, String)> = lines
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (n, v) = l
-                    .split_once(':')
-                    .unwrap_or_else(|| panic!("bad header line {l:?} in {head:?}"));
-                (n.trim().to_string(), v.trim().to_string())
-            })
-            .collect();
-        self.buf.drain(..head_end);
-        let mut resp = HttpResponse {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        let len: usize = match resp.header("content-length") {
-            Some(l) => l.parse().expect("Content-Length is a number"),
-            None => 0,
-        };
-        if !head_only && status != 101 {
-            while self.buf.len() < len {
-                if self.eof || !self.fill(end) {
-                    panic!(
-                        "response body shorter than Content-Length {len}: {:?}",
-                        String::from_utf8_lossy(&self.buf)
-                    );
-                }
-            }
-            resp.body = self.buf.drain(..len).collect();
-        }
-        self.seen.push(format!("HTTP {status}"));
-        resp
-    }
-
-    /// The next frame, the end of the connection, or a timeout after `deadline`.
-    fn next_within(&mut self, deadline: Duration) -> Next {
-        let end = Instant::now() + deadline;
-        loop {
-            if let Some((f, used)) = parse_frame(&self.buf) {
-                self.buf.drain(..used);
-                self.seen.push(format!(
-                    "frame op {:#x} fin {} {:?}",
-                    f.opcode,
-                    f.fin,
-                    String::from_utf8_lossy(&f.payload)
-                ));
-                assert!(!f.masked, "a server frame is masked: {f:?}");
-                assert_eq!(f.rsv, 0, "a server frame has RSV bits: {f:?}");
-                return Next::Frame(f);
-            }
-            if self.eof {
-                return Next::Closed;
-            }
-            if !self.fill(end) {
-                return Next::Timeout;
-            }
-        }
-    }
-
-    fn next_frame(&mut self) -> Frame {
-        match self.next_within(DEADLINE) {
-            Next::Frame(f) => f,
-            other => panic!("expected a frame, got {other:?}; {}", self.context()),
-        }
-    }
-
-    /// The next frame must be one final text frame with exactly `want`.
-    fn expect_text(&mut self, want: &str) {
-        let f = self.next_frame();
-        assert!(
-            f.fin && f.text().as_deref() == Some(want),
-            "expected the text frame {want:?}, got {f:?}; {}",
-            self.context()
-        );
-    }
-
-    /// The next frame must be a final text frame satisfying `pred`.
-    fn expect_match(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let f = self.next_frame();
-        match f.text() {
-            Some(t) if f.fin && pred(&t) => t,
-            _ => panic!("expected {what}, got {f:?}; {}", self.context()),
-        }
-    }
-
-    /// Skips text frames until a close frame; asserts its code, then that the server closes
-    /// the TCP connection. Returns the texts skipped.
-    fn expect_close(&mut self, code: u16) -> Vec<String> {
-        let mut texts = Vec::new();
-        loop {
-            let f = self.next_frame();
-            if let Some(t) = f.text() {
-                texts.push(t);
-                continue;
-            }
-            assert_eq!(
-                f.close_code(),
-                Some(code),
-                "expected a close frame with code {code}, got {f:?}; {}",
-                self.context()
-            );
-            break;
-        }
-        self.expect_eof();
-        texts
-    }
-
-    /// The server must close the TCP connection (nothing more may arrive).
-    fn expect_eof(&mut self) {
-        match self.next_within(DEADLINE) {
-            Next::Closed => {}
-            other => panic!(
-                "expected the server to close the connection, got {other:?}; {}",
-                self.context()
-            ),
-        }
-    }
-}
-
-/// An opening handshake for `path` with the usual headers; each `extra` header replaces the one
-/// of that name (an empty value removes it).
-fn upgrade_request(method: &str, host: &str, extra: &[(&str, &str)]) -> String {
-    let mut headers: Vec<(String, String)> = [
-        ("Host", host),
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Key", KEY),
-        ("Sec-WebSocket-Version", "13"),
-    ]
-    .iter()
-    .map(|(n, v)| (n.to_string(), v.to_string()))
-    .collect();
-    for (name, value) in extra {
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        if !value.is_empty() {
-            headers.push((name.to_string(), value.to_string()));
-        }
-    }
-    let mut req = format!("{method} /ws HTTP/1.1\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req
-}
-
-/// Sends an upgrade request (plus `early` bytes in the same write) and reads the response.
-fn handshake(addr: SocketAddr, extra: &[(&str, &str)], early: &[u8]) -> (Raw, HttpResponse) {
-    let mut raw = Raw::connect(addr);
-    let mut bytes = upgrade_request("GET", &addr.to_string(), extra).into_bytes();
-    bytes.extend_from_slice(early);
-    raw.send(&bytes);
-    let resp = raw.read_response(false);
-    (raw, resp)
-}
-
-fn assert_upgraded(resp: &HttpResponse) {
-    assert_eq!(resp.status, 101, "expected 101, got {resp:?}");
-    assert_eq!(
-        resp.header("Sec-WebSocket-Accept"),
-        Some(ACCEPT),
-        "{resp:?}"
-    );
-    assert!(
-        resp.header("Upgrade")
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket")),
-        "{resp:?}"
-    );
-}
-
-/// An upgraded raw WebSocket connection, its greeting not yet read.
-fn ws_open(addr: SocketAddr) -> Raw {
-    let (raw, resp) = handshake(addr, &[], b"");
-    assert_upgraded(&resp);
-    raw
-}
-
-/// A raw WebSocket user past the greeting, with `nick`.
-fn ws_user(addr: SocketAddr, nick: &str) -> Raw {
-    let mut raw = ws_open(addr);
-    raw.expect_match("the greeting", |t| {
-        t.starts_with("Welcome to chat server. There are ")
-    });
-    raw.send_text(nick);
-    raw.expect_text(&thanks(nick));
-    raw
-}
-
-/// A raw WebSocket user in `channel`.
-fn ws_user_in(addr: SocketAddr, nick: &str, channel: &str) -> Raw {
-    let mut raw = ws_user(addr, nick);
-    raw.send_text(&format!("/join {channel}"));
-    raw.expect_match("the others-count line", |t| {
-        t.starts_with("There are ") && t.ends_with(" other users in this channel.")
-    });
-    raw.expect_match("the joined notice", |t| {
-        is_event(t, nick, &format!("just joined channel {channel}"))
-    });
-    raw
-}
-
-/// Sends one plain HTTP request on the WebSocket port and reads the response.
-fn http(raw: &mut Raw, method: &str, path: &str, host: &str, extra: &str) -> HttpResponse {
-    raw.send(format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").as_bytes());
-    raw.read_response(method == "HEAD")
 }
 
 // ================================================================================ python client
@@ -816,14 +330,14 @@ fn abrupt_disconnect_frees_the_nickname() {
     let mut bob = srv.user_in("bob", "#room");
 
     // A raw socket closed without a close frame.
-    let mut carol = ws_user_in(addr, "carol", "#room");
+    let mut carol = Ws::user_in(addr, "carol", "#room");
     bob.expect_match("carol's joined notice", |l| {
         is_event(l, "carol", "just joined channel #room")
     });
     carol.send(&text_frame("half a frame")[..5]);
     drop(carol);
     bob.expect_match("carol left", |l| is_event(l, "carol", "left channel #room"));
-    let mut carol2 = ws_open(addr);
+    let mut carol2 = Ws::open(addr);
     carol2.expect_text(&welcome(1));
     carol2.send_text("carol");
     carol2.expect_text(&thanks("carol"));
@@ -863,16 +377,16 @@ fn bad_handshakes_get_http_errors() {
     let host = addr.to_string();
 
     // A plain GET /ws, no upgrade headers.
-    let mut raw = Raw::connect(addr);
+    let mut raw = Ws::connect(addr);
     raw.send(format!("GET /ws HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
-    let r = raw.read_response(false);
+    let r = raw.response(false);
     assert_eq!(r.status, 400, "{r:?}");
     raw.expect_eof();
 
     // POST: 405 with Allow.
-    let mut raw = Raw::connect(addr);
+    let mut raw = Ws::connect(addr);
     raw.send(upgrade_request("POST", &host, &[("Content-Length", "0")]).as_bytes());
-    let r = raw.read_response(false);
+    let r = raw.response(false);
     assert_eq!(r.status, 405, "{r:?}");
     assert!(
         r.header("Allow").is_some_and(|a| a.contains("GET")),
@@ -881,24 +395,24 @@ fn bad_handshakes_get_http_errors() {
     raw.expect_eof();
 
     // Version 8: 426 naming version 13.
-    let (mut raw, r) = handshake(addr, &[("Sec-WebSocket-Version", "8")], b"");
+    let (mut raw, r) = Ws::handshake(addr, &[("Sec-WebSocket-Version", "8")], b"");
     assert_eq!(r.status, 426, "{r:?}");
     assert_eq!(r.header("Sec-WebSocket-Version"), Some("13"), "{r:?}");
     raw.expect_eof();
 
     // No key: 400.
-    let (mut raw, r) = handshake(addr, &[("Sec-WebSocket-Key", "")], b"");
+    let (mut raw, r) = Ws::handshake(addr, &[("Sec-WebSocket-Key", "")], b"");
     assert_eq!(r.status, 400, "{r:?}");
     raw.expect_eof();
 
     // Headers over the 8 KiB cap: 431.
     let filler = "a".repeat(9 * 1024);
-    let (mut raw, r) = handshake(addr, &[("X-Filler", &filler)], b"");
+    let (mut raw, r) = Ws::handshake(addr, &[("X-Filler", &filler)], b"");
     assert_eq!(r.status, 431, "{r:?}");
     raw.expect_eof();
 
     // The server is fine afterwards.
-    let mut ok = ws_open(addr);
+    let mut ok = Ws::open(addr);
     ok.expect_text(&welcome(0));
 }
 
@@ -909,13 +423,13 @@ fn origin_is_checked() {
     let mut srv = ws_server(json!({"allowed_origins": ["https://chat.example.com"]}));
     let addr = srv.addr("websocket");
 
-    let (mut raw, r) = handshake(addr, &[("Origin", "http://evil.example")], b"");
+    let (mut raw, r) = Ws::handshake(addr, &[("Origin", "http://evil.example")], b"");
     assert_eq!(r.status, 403, "{r:?}");
     raw.expect_eof();
 
     let same_host = format!("http://{addr}");
     for origin in [same_host.as_str(), "https://chat.example.com", ""] {
-        let (mut raw, r) = handshake(addr, &[("Origin", origin)], b"");
+        let (mut raw, r) = Ws::handshake(addr, &[("Origin", origin)], b"");
         assert_upgraded(&r);
         raw.expect_match(&format!("the greeting (Origin {origin:?})"), |t| {
             t.starts_with("Welcome to chat server.")
@@ -936,11 +450,11 @@ fn handshake_deadline_closes_stalled_connections() {
     let mut srv = ws_server(json!({"ws_handshake_timeout_s": 1}));
     let addr = srv.addr("websocket");
 
-    let mut upgraded = ws_open(addr);
+    let mut upgraded = Ws::open(addr);
     upgraded.expect_text(&welcome(0));
-    let mut partial = Raw::connect(addr);
+    let mut partial = Http::connect(addr);
     partial.send(format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\n").as_bytes());
-    let mut silent = Raw::connect(addr);
+    let mut silent = Http::connect(addr);
 
     for (what, raw) in [("partial request", &mut partial), ("silent", &mut silent)] {
         // A 408 before the close is fine; the close is what matters.
@@ -1012,7 +526,7 @@ fn bad_frames_get_the_right_close_codes() {
         ),
     ];
     for (what, bytes, code) in cases {
-        let mut raw = ws_open(addr);
+        let mut raw = Ws::open(addr);
         raw.expect_text(&welcome(0));
         raw.send(&bytes);
         let texts = raw.expect_close(code);
@@ -1023,14 +537,14 @@ fn bad_frames_get_the_right_close_codes() {
     }
 
     // A message at the frame cap (but over max_line_bytes) is refused, not fatal.
-    let mut raw = ws_user(addr, "erin");
+    let mut raw = Ws::user(addr, "erin");
     raw.send_text(&"x".repeat(4096));
     raw.expect_text("Your message is longer than 512 bytes and was not sent.");
     raw.send_text("/join #still-here");
     raw.expect_text(&others(0));
 
     // A client close is answered with a close frame, then the connection ends.
-    let mut raw = ws_open(addr);
+    let mut raw = Ws::open(addr);
     raw.expect_text(&welcome(1));
     raw.send(&frame(0x80 | OP_CLOSE, &1000u16.to_be_bytes(), Some(MASK)));
     let f = raw.next_frame();
@@ -1048,7 +562,7 @@ fn invalid_client_close_codes_are_protocol_errors() {
     let mut srv = ws_server(json!({}));
     let addr = srv.addr("websocket");
     for code in [999u16, 1005, 1006, 5000] {
-        let mut raw = ws_open(addr);
+        let mut raw = Ws::open(addr);
         raw.expect_text(&welcome(0));
         raw.send(&frame(0x80 | OP_CLOSE, &code.to_be_bytes(), Some(MASK)));
         let f = raw.next_frame();
@@ -1066,9 +580,9 @@ fn invalid_client_close_codes_are_protocol_errors() {
 fn handshake_without_host_is_400() {
     let mut srv = ws_server(json!({}));
     let addr = srv.addr("websocket");
-    let mut raw = Raw::connect(addr);
+    let mut raw = Ws::connect(addr);
     raw.send(upgrade_request("GET", "", &[("Host", "")]).as_bytes());
-    let r = raw.read_response(false);
+    let r = raw.response(false);
     assert_eq!(r.status, 400, "an upgrade request without Host: {r:?}");
     raw.expect_eof();
 }
@@ -1078,7 +592,7 @@ fn handshake_without_host_is_400() {
 fn nickname_deadline_closes_with_1008() {
     let mut srv = ws_server(json!({"nick_timeout_s": 1}));
     let addr = srv.addr("websocket");
-    let mut raw = ws_open(addr);
+    let mut raw = Ws::open(addr);
     raw.expect_text(&welcome(0));
     let texts = raw.expect_close(1008);
     assert_eq!(
@@ -1095,7 +609,7 @@ fn frames_are_independent_of_tcp_writes() {
     let addr = srv.addr("websocket");
 
     // The nickname rides in the same write as the upgrade request.
-    let (mut raw, r) = handshake(addr, &[], &text_frame("alice"));
+    let (mut raw, r) = Ws::handshake(addr, &[], &text_frame("alice"));
     assert_upgraded(&r);
     raw.expect_text(&welcome(0));
     raw.expect_text(&thanks("alice"));
@@ -1143,7 +657,7 @@ fn frames_are_independent_of_tcp_writes() {
 fn client_ping_gets_a_pong() {
     let mut srv = ws_server(json!({}));
     let addr = srv.addr("websocket");
-    let mut raw = ws_open(addr);
+    let mut raw = Ws::open(addr);
     raw.expect_text(&welcome(0));
     for payload in [&b"ping-payload"[..], b"", &[0u8, 255, 1, 2][..]] {
         raw.send(&frame(0x80 | OP_PING, payload, Some(MASK)));
@@ -1172,8 +686,8 @@ fn keepalive_pings_and_closes_silent_clients() {
         ws.expect_text(&welcome(0));
         ws
     });
-    let mut silent = ws_open(addr);
-    let mut answering = ws_open(addr);
+    let mut silent = Ws::open(addr);
+    let mut answering = Ws::open(addr);
 
     // The silent client: the greeting, a ping, then close 1008 and EOF; it sends nothing.
     silent.expect_match("the greeting", |t| t.starts_with("Welcome"));
@@ -1251,8 +765,8 @@ fn keepalive_pings_and_closes_silent_clients() {
 fn shutdown_sends_notice_then_close_1001() {
     let mut srv = ws_server(json!({}));
     let addr = srv.addr("websocket");
-    let mut named = ws_user_in(addr, "frank", "#bye");
-    let mut anonymous = ws_open(addr);
+    let mut named = Ws::user_in(addr, "frank", "#bye");
+    let mut anonymous = Ws::open(addr);
     anonymous.expect_text(&welcome(1));
 
     srv.sigterm();
@@ -1270,10 +784,9 @@ fn shutdown_sends_notice_then_close_1001() {
 fn client_page_and_assets_are_served() {
     let mut srv = ws_server(json!({}));
     let addr = srv.addr("websocket");
-    let host = addr.to_string();
 
-    let mut raw = Raw::connect(addr);
-    let page = http(&mut raw, "GET", "/client", &host, "");
+    let mut raw = Http::connect(addr);
+    let page = raw.request("GET", "/client", &[], None);
     assert_eq!(page.status, 200, "{page:?}");
     assert!(
         page.header("Content-Type")
@@ -1286,7 +799,7 @@ fn client_page_and_assets_are_served() {
         page.headers
     );
     assert_eq!(page.header("X-Content-Type-Options"), Some("nosniff"));
-    let html = page.body_text();
+    let html = page.text();
     assert!(
         html.to_lowercase().contains("<html"),
         "not a page: {html:?}"
@@ -1297,7 +810,7 @@ fn client_page_and_assets_are_served() {
         ("/client/app.js", "javascript"),
         ("/client/style.css", "text/css"),
     ] {
-        let r = http(&mut raw, "GET", path, &host, "");
+        let r = raw.request("GET", path, &[], None);
         assert_eq!(r.status, 200, "{path}: {r:?}");
         assert!(
             r.header("Content-Type").is_some_and(|t| t.contains(kind)),
@@ -1308,24 +821,24 @@ fn client_page_and_assets_are_served() {
     }
 
     // HEAD: the headers of GET, no body (the next response follows directly).
-    let head = http(&mut raw, "HEAD", "/client", &host, "");
+    let head = raw.request("HEAD", "/client", &[], None);
     assert_eq!(head.status, 200, "{head:?}");
     assert_eq!(
         head.header("Content-Length"),
         Some(page.body.len().to_string().as_str()),
         "{head:?}"
     );
-    let root = http(&mut raw, "GET", "/", &host, "");
+    let root = raw.request("GET", "/", &[], None);
     assert_eq!(root.status, 302, "{root:?}");
     assert_eq!(root.header("Location"), Some("/client"), "{root:?}");
-    let missing = http(&mut raw, "GET", "/no-such-page", &host, "");
+    let missing = raw.request("GET", "/no-such-page", &[], None);
     assert_eq!(missing.status, 404, "{missing:?}");
 
     // Connection: close ends it.
-    let last = http(&mut raw, "GET", "/client", &host, "Connection: close\r\n");
+    let last = raw.request("GET", "/client", &[("Connection", "close")], None);
     assert_eq!(last.status, 200);
     assert_eq!(last.body, page.body);
-    raw.expect_eof();
+    raw.assert_closed();
 }
 
 // ================================================================================ the log
@@ -1335,7 +848,7 @@ fn client_page_and_assets_are_served() {
 fn websocket_chat_is_logged() {
     let mut srv = ws_server(json!({}));
     let addr = srv.addr("websocket");
-    let mut gina = ws_user_in(addr, "gina", "#logs");
+    let mut gina = Ws::user_in(addr, "gina", "#logs");
     gina.send_text("a line for the log");
     gina.expect_match("gina's chat", |t| is_chat(t, "gina", "a line for the log"));
 

@@ -1,5 +1,6 @@
 //! Test harness shared by the integration tests: a real `chat-server` process on ports picked
-//! by the kernel, and a small raw telnet client.
+//! by the kernel, a small raw telnet client, and in [`http`] and [`ws`] raw HTTP/1.1 and
+//! WebSocket clients.
 //!
 //! Every wait here is a loop on a condition with a generous deadline; nothing relies on a
 //! fixed sleep for correctness, so the tests hold on a busy two-core machine.
@@ -19,6 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod http;
+pub mod ws;
+
 /// The default deadline of every wait: generous, so a loaded machine never fails a test.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 /// How often polling loops look again. Only a pacing interval, never an assertion.
@@ -27,6 +31,69 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Path of the server binary built by cargo for this test run.
 pub fn server_bin() -> &'static str {
     env!("CARGO_BIN_EXE_chat-server")
+}
+
+/// A TCP connection to `addr` with `TCP_NODELAY`, retrying briefly on refusal (which a
+/// listener never gives once it printed its address, but costs nothing).
+pub fn connect_tcp(addr: SocketAddr) -> TcpStream {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match TcpStream::connect_timeout(&addr, DEADLINE) {
+            Ok(s) => {
+                s.set_nodelay(true).unwrap();
+                return s;
+            }
+            Err(e) if Instant::now() < end => {
+                let _ = e;
+                thread::sleep(POLL_INTERVAL);
+            }
+            Err(e) => panic!("cannot connect to {addr}: {e}"),
+        }
+    }
+}
+
+/// Reads once from `stream` onto the end of `buf`, waiting at most until `end`: `Ok(true)` when
+/// bytes came or the peer closed (`eof` is then set), `Ok(false)` on timeout (and at once when
+/// `eof` is already set), `Err` on a reset (`eof` is set too).
+pub fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    eof: &mut bool,
+    end: Instant,
+) -> io::Result<bool> {
+    if *eof {
+        return Ok(false);
+    }
+    let left = end.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Ok(false);
+    }
+    stream
+        .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+        .unwrap();
+    let mut chunk = [0u8; 65536];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => {
+                *eof = true;
+                return Ok(true);
+            }
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(true);
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                return Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                *eof = true;
+                return Err(e);
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------ temp dirs
@@ -461,6 +528,20 @@ impl Server {
     pub fn rss_kib(&self) -> u64 {
         rss_kib(self.pid)
     }
+
+    /// Runs `tick` every 100 ms (pacing only) for `span`; returns the CPU seconds the server
+    /// used meanwhile and the wall seconds that passed, to tell a busy loop from an idle one.
+    pub fn cpu_during(&self, span: Duration, mut tick: impl FnMut()) -> (f64, f64) {
+        let tck = clk_tck() as f64;
+        let t0 = Instant::now();
+        let cpu0 = self.cpu_ticks();
+        while t0.elapsed() < span {
+            tick();
+            thread::sleep(Duration::from_millis(100));
+        }
+        let cpu = (self.cpu_ticks() - cpu0) as f64 / tck;
+        (cpu, t0.elapsed().as_secs_f64())
+    }
 }
 
 impl Drop for Server {
@@ -529,6 +610,39 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 // ------------------------------------------------------------------------------ strings
+
+pub const SHUTDOWN: &str = "The server is shutting down, good bye.";
+pub const NICK_TIMEOUT: &str = "You did not enter a nickname in time, good bye.";
+pub const HELP_HEADER: &str = "Here is the list of all available commands";
+
+/// The greeting, with `n` other users on the server.
+pub fn welcome(n: usize) -> String {
+    format!(
+        "Welcome to chat server. There are {n} other users on this server. please enter a nickname"
+    )
+}
+
+/// The answer to `/join`, with `n` other users in the channel.
+pub fn others(n: usize) -> String {
+    format!("There are {n} other users in this channel.")
+}
+
+/// The answer to `/quit`.
+pub fn good_bye(nick: &str) -> String {
+    format!("Good Bye {nick}, come back again.")
+}
+
+/// `<KITCHEN> - *Private from @from: text`
+pub fn is_private_from(line: &str, from: &str, text: &str) -> bool {
+    line.split_once(" - *Private from @")
+        .is_some_and(|(k, rest)| is_kitchen(k) && rest == format!("{from}: {text}"))
+}
+
+/// `<KITCHEN> - *Private to @to: text`
+pub fn is_private_to(line: &str, to: &str, text: &str) -> bool {
+    line.split_once(" - *Private to @")
+        .is_some_and(|(k, rest)| is_kitchen(k) && rest == format!("{to}: {text}"))
+}
 
 /// `Thanks <nick>, ...`: the reply to an accepted nickname.
 pub fn thanks(nick: &str) -> String {
@@ -607,21 +721,9 @@ impl Closed {
 }
 
 impl Telnet {
-    /// Connects (retrying briefly on refusal, which a listener never gives once it printed
-    /// its address, but costs nothing).
+    /// Connects (see [`connect_tcp`]).
     pub fn connect(addr: SocketAddr) -> Telnet {
-        let end = Instant::now() + DEADLINE;
-        let stream = loop {
-            match TcpStream::connect_timeout(&addr, DEADLINE) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() < end => {
-                    let _ = e;
-                    thread::sleep(POLL_INTERVAL);
-                }
-                Err(e) => panic!("cannot connect to {addr}: {e}"),
-            }
-        };
-        Telnet::from_stream(stream)
+        Telnet::from_stream(connect_tcp(addr))
     }
 
     /// Wraps a stream connected elsewhere (e.g. by a test that must see a refusal).
@@ -677,43 +779,9 @@ impl Telnet {
         )
     }
 
-    /// Reads once more into `buf`, waiting at most until `end`. `Ok(false)` on timeout,
-    /// `Err` on reset (the connection is then at its end too).
+    /// Reads once more into `buf`, waiting at most until `end` (see [`read_more`]).
     fn fill(&mut self, end: Instant) -> io::Result<bool> {
-        if self.eof {
-            return Ok(false);
-        }
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(false);
-        }
-        self.stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .unwrap();
-        let mut chunk = [0u8; 65536];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(true);
-                }
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(true);
-                }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::TimedOut =>
-                {
-                    return Ok(false)
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.eof = true;
-                    return Err(e);
-                }
-            }
-        }
+        read_more(&mut self.stream, &mut self.buf, &mut self.eof, end)
     }
 
     /// The next CRLF-terminated line, or `None` at EOF/timeout (with `why` set).
