@@ -8,7 +8,7 @@ use std::rc::Rc;
 pub type Chunk = Rc<[u8]>;
 
 /// At most this many chunks go into one `writev`.
-const MAX_SLICES: usize = 64;
+const MAX_SLICES: usize = 32;
 
 /// What a write attempt achieved.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -20,10 +20,16 @@ pub struct Written {
 }
 
 /// Queued output: chunks not yet written, and how far the first one has been written.
+///
+/// The first chunk is held inline, so the common case (one message per connection per loop
+/// pass) allocates nothing; a second chunk moves the rest into a boxed deque, which is freed
+/// again when the queue drains. An idle connection's queue owns no heap memory.
 #[derive(Default)]
 pub struct OutQueue {
-    chunks: VecDeque<Chunk>,
-    /// Bytes of the front chunk already written.
+    first: Option<Chunk>,
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<VecDeque<Chunk>>>,
+    /// Bytes of the first chunk already written.
     head: u32,
     /// Unwritten bytes in the queue (32 bits keep idle connections small; the output caps and
     /// the HTTP dispatch keep it far below 4 GiB).
@@ -49,7 +55,13 @@ impl OutQueue {
         self.queued = self
             .queued
             .saturating_add(u32::try_from(chunk.len()).unwrap_or(u32::MAX));
-        self.chunks.push_back(chunk);
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.rest
+                .get_or_insert_with(Default::default)
+                .push_back(chunk);
+        }
     }
 
     /// Drops everything queued and releases the memory.
@@ -57,28 +69,32 @@ impl OutQueue {
         *self = OutQueue::default();
     }
 
-    /// Writes queued chunks with vectored writes until the queue is empty, the socket would
-    /// block, or `budget` bytes were written.
+    /// Writes queued chunks until the queue is empty, the socket would block, or `budget`
+    /// bytes were written: one `write` for a single chunk, vectored writes for several.
     pub fn write_to(&mut self, w: &mut impl Write, budget: usize) -> io::Result<Written> {
         let mut total = 0;
-        while !self.is_empty() && total < budget {
-            let mut slices: [IoSlice<'_>; MAX_SLICES] = [IoSlice::new(&[]); MAX_SLICES];
-            let mut n = 0;
-            let mut bytes = 0;
-            for (i, chunk) in self.chunks.iter().enumerate().take(MAX_SLICES) {
-                let part = if i == 0 {
-                    chunk.get(self.head as usize..).unwrap_or(&[])
-                } else {
-                    chunk
-                };
-                slices[n] = IoSlice::new(part);
-                n += 1;
-                bytes += part.len();
-                if total + bytes >= budget {
-                    break;
+        while total < budget {
+            let Some(first) = &self.first else { break };
+            let front = first.get(self.head as usize..).unwrap_or(&[]);
+            let result = match self.rest.as_deref() {
+                None => w.write(front),
+                Some(rest) => {
+                    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                    slices[0] = IoSlice::new(front);
+                    let mut n = 1;
+                    let mut bytes = front.len();
+                    for chunk in rest.iter().take(MAX_SLICES - 1) {
+                        if total + bytes >= budget {
+                            break;
+                        }
+                        slices[n] = IoSlice::new(chunk);
+                        n += 1;
+                        bytes += chunk.len();
+                    }
+                    w.write_vectored(&slices[..n])
                 }
-            }
-            match w.write_vectored(&slices[..n]) {
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
                     total += written;
@@ -103,22 +119,18 @@ impl OutQueue {
     fn consume(&mut self, mut n: usize) {
         self.queued = self.queued.saturating_sub(n as u32);
         while n > 0 {
-            let Some(front) = self.chunks.front() else {
-                break;
-            };
-            let left = front.len() - self.head as usize;
-            if n >= left {
-                n -= left;
-                self.head = 0;
-                self.chunks.pop_front();
-            } else {
+            let Some(first) = &self.first else { break };
+            let left = first.len() - self.head as usize;
+            if n < left {
                 self.head += n as u32;
-                n = 0;
+                return;
             }
-        }
-        if self.chunks.is_empty() {
-            // An idle connection keeps no queue allocation (10,000s of them add up).
-            self.chunks = VecDeque::new();
+            n -= left;
+            self.head = 0;
+            self.first = self.rest.as_mut().and_then(|r| r.pop_front());
+            if self.rest.as_ref().is_some_and(|r| r.is_empty()) {
+                self.rest = None;
+            }
         }
     }
 }

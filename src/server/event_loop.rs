@@ -102,6 +102,9 @@ pub struct Server {
     accept_warned_ms: Option<u64>,
     /// HTTP connections with a log query in progress.
     pub(super) queries: Vec<ClientId>,
+    /// Spare lists swapped with the dirty and pending-read lists each pass.
+    spare_dirty: Vec<usize>,
+    spare_pending: Vec<usize>,
     /// Embedded files as shared chunks, made on first use.
     pub(super) static_chunks: std::collections::HashMap<(usize, usize), super::buffer::Chunk>,
 }
@@ -204,6 +207,8 @@ impl Server {
             accept_warned_ms: None,
             queries: Vec::new(),
             static_chunks: Default::default(),
+            spare_dirty: Vec::new(),
+            spare_pending: Vec::new(),
         })
     }
 
@@ -537,8 +542,10 @@ impl Server {
     }
 
     fn resume_pending_reads(&mut self) {
-        let pending = std::mem::take(&mut self.io.pending_reads);
-        for key in pending {
+        // The lists swap with spares, so that steady traffic allocates nothing per pass.
+        let spare = std::mem::take(&mut self.spare_pending);
+        let mut pending = std::mem::replace(&mut self.io.pending_reads, spare);
+        for key in pending.drain(..) {
             if let Some(Entry::Conn(conn)) = self.io.slab.get_mut(key) {
                 conn.read_pending = false;
                 if let Proto::Http(_) = conn.proto {
@@ -548,6 +555,7 @@ impl Server {
                 self.read_conn(key);
             }
         }
+        self.spare_pending = pending;
     }
 
     // ---------------------------------------------------------------- timers
@@ -610,9 +618,10 @@ impl Server {
     }
 
     fn flush(&mut self) {
-        let dirty = std::mem::take(&mut self.io.dirty);
+        let spare = std::mem::take(&mut self.spare_dirty);
+        let mut dirty = std::mem::replace(&mut self.io.dirty, spare);
         let soft = self.io.limits.soft;
-        for key in dirty {
+        for key in dirty.drain(..) {
             let Some(Entry::Conn(conn)) = self.io.slab.get_mut(key) else {
                 continue;
             };
@@ -653,6 +662,7 @@ impl Server {
                 Err(_) => self.io.kill(id, CloseReason::IoError),
             }
         }
+        self.spare_dirty = dirty;
     }
 
     // ---------------------------------------------------------------- reap
