@@ -61,13 +61,15 @@ checkin: fmt
 		duplicates --change; \
 	fi
 
-# Placeholder: runs the criterion benches; the load generator comes later.
+# The load-generator benchmarks against the baselines; writes BENCHMARKS.md (about 15
+# minutes; `sh scripts/bench.sh --quick` takes about 2). The criterion micro-benchmarks are
+# `cargo bench`.
 bench:
-	$(CARGO) bench $(LOCKED)
+	bash scripts/bench.sh
 
-# Placeholder: there are no fuzz targets yet.
+# Every cargo-fuzz target for FUZZ_RUNS executions (default 1,000,000 each).
 fuzz:
-	@echo "make fuzz: no fuzz targets yet"
+	sh scripts/fuzz.sh
 
 # Removes build outputs and what `make test` installed; the chat log is left alone.
 clean:

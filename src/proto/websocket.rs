@@ -76,8 +76,9 @@ impl WsDecoder {
             let buf = std::mem::take(&mut self.buf);
             let used = self.frames(&buf, max_message, &mut f);
             if !self.dead {
-                self.buf = buf;
-                self.buf.drain(..used.min(self.buf.len()));
+                // Keep only the incomplete frame, in an allocation of its own size: the
+                // read that completed earlier frames must not stay allocated with it.
+                self.buf = buf.get(used..).unwrap_or_default().to_vec();
             }
         }
         if self.buf.is_empty() {
