@@ -9,13 +9,11 @@
 //! entries. The figures are printed before the timings, and checked.
 
 use chat_server::chat::{ChatCore, ClientId, CloseReason, CoreConfig, LogFailed, Now, Outbox};
-use chat_server::proto::{telnet, websocket};
 use chat_server::record::Record;
-use chat_server::server::{Chunk, OutQueue};
+use chat_server::server::{encode, Chunk, Encoded, OutQueue, Wire};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, IoSlice, Write};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -44,12 +42,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Wire {
-    Telnet,
-    WebSocket,
-}
 
 /// A writer that accepts everything, like a socket with room (a vectored write is one call).
 struct Sink {
@@ -84,20 +76,11 @@ struct BenchOutbox {
 }
 
 impl BenchOutbox {
-    fn encode(&mut self, wire: Wire, text: &str) -> Chunk {
-        self.encode_buf.clear();
-        match wire {
-            Wire::Telnet => telnet::encode_message(text, &mut self.encode_buf),
-            Wire::WebSocket => websocket::encode_text(text, &mut self.encode_buf),
-        }
-        Rc::from(&self.encode_buf[..])
-    }
-
-    fn enqueue(&mut self, key: usize, chunk: &Chunk) {
+    fn enqueue(&mut self, key: usize, chunk: Chunk) {
         let Some((_, q, dirty)) = self.conns.get_mut(key) else {
             return;
         };
-        q.push(chunk.clone());
+        q.push(chunk);
         if !*dirty {
             *dirty = true;
             self.dirty.push(key);
@@ -128,26 +111,19 @@ impl Outbox for BenchOutbox {
         let Some(&(wire, _, _)) = self.conns.get(to.key as usize) else {
             return;
         };
-        let chunk = self.encode(wire, text);
-        self.enqueue(to.key as usize, &chunk);
+        let chunk = encode(wire, text, &mut self.encode_buf);
+        self.enqueue(to.key as usize, chunk);
     }
 
     fn send_many(&mut self, to: &[ClientId], text: &str) {
-        let mut encoded: [Option<Chunk>; 2] = [None, None];
+        // The shell's own encode-once step (`chat_server::server::Encoded`).
+        let mut msg = Encoded::new(text);
         for &id in to {
             let Some(&(wire, _, _)) = self.conns.get(id.key as usize) else {
                 continue;
             };
-            let slot = wire as usize;
-            let chunk = match &encoded[slot] {
-                Some(c) => c.clone(),
-                None => {
-                    let c = self.encode(wire, text);
-                    encoded[slot] = Some(c.clone());
-                    c
-                }
-            };
-            self.enqueue(id.key as usize, &chunk);
+            let chunk = msg.chunk(wire, &mut self.encode_buf);
+            self.enqueue(id.key as usize, chunk);
         }
     }
 

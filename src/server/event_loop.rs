@@ -549,8 +549,9 @@ impl Server {
             if let Some(Entry::Conn(conn)) = self.io.slab.get_mut(key) {
                 conn.read_pending = false;
                 if let Proto::Http(_) = conn.proto {
+                    // Requests that waited for the output to drain.
                     let id = conn.id;
-                    self.resume_http(id);
+                    self.http_dispatch(id);
                 }
                 self.read_conn(key);
             }

@@ -17,11 +17,6 @@ use std::rc::Rc;
 const QUERY_SLICE_BYTES: usize = rest::SUGGESTED_SLICE_BYTES;
 
 impl Server {
-    /// Takes the requests that waited while the connection's output drained.
-    pub(super) fn resume_http(&mut self, id: ClientId) {
-        self.http_dispatch(id);
-    }
-
     pub(super) fn feed_http(&mut self, id: ClientId, data: &[u8]) {
         let limits = self.settings.http;
         let Some(conn) = self.io.conn_mut(id) else {
@@ -43,7 +38,7 @@ impl Server {
     }
 
     /// Handles every complete request in the connection's buffer, one at a time.
-    fn http_dispatch(&mut self, id: ClientId) {
+    pub(super) fn http_dispatch(&mut self, id: ClientId) {
         loop {
             let now = self.now().mono_ms;
             let limits = self.settings.http;

@@ -3,11 +3,12 @@
 
 use super::buffer::Chunk;
 use super::conn::{Conn, ConnState, Proto};
+use super::fanout::{self, Encoded, Wire};
 use super::metrics::Metrics;
 use super::timers::{Timer, TimerKind, Timers};
 use crate::chat::{ClientId, CloseReason, LogFailed, Now, Outbox};
 use crate::log_store::LogStore;
-use crate::proto::{telnet, websocket};
+use crate::proto::websocket;
 use crate::record::Record;
 use mio::net::TcpListener;
 use slab::Slab;
@@ -134,7 +135,7 @@ impl Io {
     }
 
     /// Queues bytes for a connection, enforcing the output caps.
-    pub fn enqueue(&mut self, id: ClientId, chunk: &Chunk) {
+    pub fn enqueue(&mut self, id: ClientId, chunk: Chunk) {
         let now = self.now.mono_ms;
         let limits = self.limits;
         let Some(conn) = self.conn_mut(id) else {
@@ -147,7 +148,7 @@ impl Io {
             self.kill(id, CloseReason::OutputOverflow);
             return;
         }
-        conn.out.push(chunk.clone());
+        conn.out.push(chunk);
         let mut arm_soft = false;
         if conn.out.len() > limits.soft && conn.over_soft_since == 0 {
             conn.over_soft_since = super::conn::ms32(now).max(1);
@@ -187,17 +188,7 @@ impl Io {
         self.encode_buf.clear();
         build(&mut self.encode_buf);
         let chunk: Chunk = Rc::from(&self.encode_buf[..]);
-        self.enqueue(id, &chunk);
-    }
-
-    /// Encodes a chat message for one wire format.
-    fn encode(&mut self, proto: Wire, text: &str) -> Chunk {
-        self.encode_buf.clear();
-        match proto {
-            Wire::Telnet => telnet::encode_message(text, &mut self.encode_buf),
-            Wire::WebSocket => websocket::encode_text(text, &mut self.encode_buf),
-        }
-        Rc::from(&self.encode_buf[..])
+        self.enqueue(id, chunk);
     }
 
     fn wire_of(&mut self, id: ClientId) -> Option<Wire> {
@@ -248,13 +239,6 @@ impl Io {
     }
 }
 
-/// The two chat wire formats.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Wire {
-    Telnet,
-    WebSocket,
-}
-
 /// The WebSocket close code and reason for a server-side close.
 pub fn ws_close_code(reason: CloseReason) -> (u16, &'static str) {
     match reason {
@@ -278,29 +262,20 @@ impl Outbox for Io {
 
     fn send(&mut self, to: ClientId, text: &str) {
         let Some(wire) = self.wire_of(to) else { return };
-        let chunk = self.encode(wire, text);
+        let chunk = fanout::encode(wire, text, &mut self.encode_buf);
         self.metrics.messages_out += 1;
-        self.enqueue(to, &chunk);
+        self.enqueue(to, chunk);
     }
 
     fn send_many(&mut self, to: &[ClientId], text: &str) {
-        // Encoded once per wire format, shared by every recipient's queue.
-        let mut encoded: [Option<Chunk>; 2] = [None, None];
+        let mut msg = Encoded::new(text);
         for &id in to {
             let Some(wire) = self.wire_of(id) else {
                 continue;
             };
-            let slot = wire as usize;
-            let chunk = match &encoded[slot] {
-                Some(c) => c.clone(),
-                None => {
-                    let c = self.encode(wire, text);
-                    encoded[slot] = Some(c.clone());
-                    c
-                }
-            };
+            let chunk = msg.chunk(wire, &mut self.encode_buf);
             self.metrics.messages_out += 1;
-            self.enqueue(id, &chunk);
+            self.enqueue(id, chunk);
         }
     }
 

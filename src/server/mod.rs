@@ -5,6 +5,7 @@ mod buffer;
 mod clock;
 mod conn;
 mod event_loop;
+mod fanout;
 mod http_io;
 mod io;
 mod limits;
@@ -15,5 +16,6 @@ mod ws_io;
 
 pub use self::buffer::{Chunk, OutQueue, Written};
 pub use self::event_loop::Server;
+pub use self::fanout::{encode, Encoded, Wire};
 pub use self::io::ListenKind;
 pub use self::metrics::Metrics;

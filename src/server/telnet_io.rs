@@ -43,7 +43,7 @@ impl Server {
         match event {
             TelnetEvent::Reply(bytes) => {
                 let chunk: Rc<[u8]> = Rc::from(&bytes[..]);
-                self.io.enqueue(id, &chunk);
+                self.io.enqueue(id, chunk);
             }
             TelnetEvent::TooLong => {
                 let max = self.settings.max_line;
