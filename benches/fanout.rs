@@ -8,14 +8,20 @@
 //! queue + flush); they must not grow with the member count beyond the per-recipient queue
 //! entries. The figures are printed before the timings, and checked.
 
-use chat_server::chat::{ChatCore, ClientId, CloseReason, CoreConfig, LogFailed, Now, Outbox};
+use chat_server::chat::{
+    ChatCore, ClientId, CloseReason, CoreConfig, LogFailed, Now, Outbox, Transport,
+};
 use chat_server::record::Record;
 use chat_server::server::{encode, Chunk, Encoded, OutQueue, Wire};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, IoSlice, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The peer address of every simulated connection.
+const PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5000));
 
 /// Counts allocations (and reallocations) made through the global allocator.
 struct Counting;
@@ -159,7 +165,7 @@ fn setup(n: usize) -> (ChatCore, BenchOutbox) {
         };
         out.conns.push((wire, OutQueue::default(), false));
         let id = id(i);
-        core.handle_connect(NOW, id, &mut out);
+        core.handle_connect(NOW, id, Transport::Telnet, PEER, &mut out);
         core.handle_line(NOW, id, &format!("u{i}"), &mut out);
         core.handle_line(NOW, id, "/join #b", &mut out);
         out.flush();

@@ -22,7 +22,7 @@
 
 use chat_server::chat::{
     parse_command, AnnounceError, BadInput, ChatCore, ClientId, CloseReason, Command, CommandError,
-    CoreConfig, LogFailed, Now, Outbox,
+    CoreConfig, LogFailed, Now, Outbox, Transport,
 };
 use chat_server::log_store::LogStore;
 use chat_server::proto::http::{reason, HttpDecoder, HttpLimits, HttpParse, Request, Response};
@@ -39,7 +39,11 @@ use chat_server::web::{self, WebOutcome};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+
+/// The peer address of every simulated connection.
+const PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5000));
 
 // ---------------------------------------------------------------------------------------
 // Heap accounting
@@ -472,7 +476,7 @@ impl Routes {
             let id = ClientId { key, gen: key + 1 };
             if line == "alice" || line == "Bob" {
                 rec.connected(id);
-                core.handle_connect(now, id, &mut rec);
+                core.handle_connect(now, id, Transport::Telnet, PEER, &mut rec);
             }
             core.handle_line(now, id, line, &mut rec);
         }
@@ -1257,12 +1261,12 @@ pub fn run_script(script: &[u8]) {
                     rec.gone(old);
                 }
                 rec.connected(id);
-                core.handle_connect(now, id, &mut rec);
+                core.handle_connect(now, id, Transport::Telnet, PEER, &mut rec);
             }
             (Some(b'd'), Some(k)) if line.len() == 2 => {
                 if let Some(id) = ids.remove(&k) {
                     rec.gone(id);
-                    core.handle_disconnect(now, id, &mut rec);
+                    core.handle_disconnect(now, id, CloseReason::Eof, &mut rec);
                 }
             }
             (Some(b'b'), Some(k)) if line.len() == 2 => {
@@ -1320,7 +1324,7 @@ pub fn run_script(script: &[u8]) {
             if ids.get(&id.key) == Some(&id) {
                 ids.remove(&id.key);
             }
-            core.handle_disconnect(now, id, &mut rec);
+            core.handle_disconnect(now, id, CloseReason::Eof, &mut rec);
         }
         rec.check_core(&core);
         if let Some(deadline) = core.next_deadline() {
@@ -1341,7 +1345,7 @@ pub fn run_script(script: &[u8]) {
     );
     for id in rec.closed() {
         rec.gone(id);
-        core.handle_disconnect(now, id, &mut rec);
+        core.handle_disconnect(now, id, CloseReason::Eof, &mut rec);
     }
     let stats = core.stats();
     assert_eq!(

@@ -3,11 +3,12 @@
 use super::command::{is_valid_channel, parse_command, Command};
 use super::nick::Nick;
 use super::strings as s;
-use super::{BadInput, ClientId, CloseReason, Now, Outbox};
+use super::{BadInput, ClientId, CloseReason, Now, Outbox, Transport};
 use crate::record::Record;
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
 
 /// Settings of the core.
 #[derive(Clone, Debug)]
@@ -47,6 +48,9 @@ const GROWTH_STEP: usize = 1024;
 
 struct Session {
     gen: u32,
+    #[allow(dead_code)] // shown by `/whois`
+    transport: Transport,
+    peer: SocketAddr,
     nick: Option<Nick>,
     channel: Option<ChannelKey>,
     /// Lower-cased nicknames this user ignores; boxed, since most users ignore nobody.
@@ -71,9 +75,6 @@ pub struct ChatCore {
     /// Lower-cased channel name → channel.
     channel_index: HashMap<Box<str>, ChannelKey>,
     nick_deadlines: BinaryHeap<Reverse<(u64, ClientId)>>,
-    /// Nicknames of sessions the core closed (quit, timeout, shutdown) whose connection the
-    /// shell has not reported gone yet: the name is free, but still known for the close log.
-    departed: HashMap<ClientId, Nick>,
     kitchen_cache: (i64, i32, String),
 }
 
@@ -92,7 +93,6 @@ impl ChatCore {
             channels: slab::Slab::new(),
             channel_index: HashMap::new(),
             nick_deadlines: BinaryHeap::new(),
-            departed: HashMap::new(),
             kitchen_cache: (i64::MIN, 0, String::new()),
         }
     }
@@ -106,14 +106,10 @@ impl ChatCore {
         }
     }
 
-    /// The nickname of a connection, if it has chosen one.
-    /// A session that the core closed keeps its name here until the shell reports the
-    /// connection gone.
+    /// The nickname of a connection, if it has chosen one and its session is open.
     pub fn nick_of(&self, id: ClientId) -> Option<&str> {
-        match self.session(id) {
-            Some(s) => s.nick.as_ref().map(Nick::as_str),
-            None => self.departed.get(&id).map(Nick::as_str),
-        }
+        self.session(id)
+            .and_then(|s| s.nick.as_ref().map(Nick::as_str))
     }
 
     /// The names of all channels with members, sorted.
@@ -158,8 +154,15 @@ impl ChatCore {
         &self.kitchen_cache.2
     }
 
-    /// A new connection: greet it and start its nickname deadline.
-    pub fn handle_connect(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
+    /// A new connection: log it, greet it and start its nickname deadline.
+    pub fn handle_connect(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        transport: Transport,
+        peer: SocketAddr,
+        out: &mut impl Outbox,
+    ) {
         let idx = id.key as usize;
         if self.sessions.len() <= idx {
             // Grow in steps rather than doubling: with tens of thousands of users, a doubled
@@ -170,17 +173,24 @@ impl ChatCore {
         }
         if let Some(old_gen) = self.sessions[idx].as_ref().map(|s| s.gen) {
             // The shell reused a slot without reporting the old connection gone.
-            self.remove_session(
-                now,
-                ClientId {
-                    key: id.key,
-                    gen: old_gen,
-                },
-                out,
-            );
+            let old = ClientId {
+                key: id.key,
+                gen: old_gen,
+            };
+            self.end_session(now, old, CloseReason::IoError, out);
         }
+        let _ = out.log(
+            now,
+            &Record::Connect {
+                conn: u64::from(id.gen),
+                transport: Cow::Borrowed(transport.as_str()),
+                peer: Cow::Owned(peer.to_string()),
+            },
+        );
         self.sessions[idx] = Some(Session {
             gen: id.gen,
+            transport,
+            peer,
             nick: None,
             channel: None,
             ignores: None,
@@ -194,10 +204,16 @@ impl ChatCore {
     }
 
     /// The connection is gone (EOF, error, timeout, close): free its nickname, leave its
-    /// channel and tell the channel. Unknown or already removed ids are ignored.
-    pub fn handle_disconnect(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
-        self.remove_session(now, id, out);
-        self.departed.remove(&id);
+    /// channel, tell the channel and log the close with `reason`. Unknown ids and sessions
+    /// the core already ended (quit, nickname timeout, shutdown) are ignored.
+    pub fn handle_disconnect(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        reason: CloseReason,
+        out: &mut impl Outbox,
+    ) {
+        self.end_session(now, id, reason, out);
     }
 
     /// Closes connections whose nickname deadline passed.
@@ -210,7 +226,7 @@ impl ChatCore {
             if matches!(self.session(id), Some(sess) if sess.nick.is_none()) {
                 out.send(id, s::NICK_TIMEOUT);
                 out.close(id, CloseReason::NickTimeout);
-                self.remove_session(now, id, out);
+                self.end_session(now, id, CloseReason::NickTimeout, out);
             }
         }
     }
@@ -271,7 +287,7 @@ impl ChatCore {
             Some(Ok(Command::Quit)) => {
                 out.send(id, s::GOOD_BYE_ANON);
                 out.close(id, CloseReason::Quit);
-                self.remove_session(now, id, out);
+                self.end_session(now, id, CloseReason::Quit, out);
                 return;
             }
             Some(Ok(Command::Help)) => {
@@ -399,7 +415,7 @@ impl ChatCore {
                 log_command(now, &nick, "/quit", out);
                 out.send(id, &s::good_bye(&nick));
                 out.close(id, CloseReason::Quit);
-                self.remove_session(now, id, out);
+                self.end_session(now, id, CloseReason::Quit, out);
             }
         }
     }
@@ -551,7 +567,7 @@ impl ChatCore {
 
     /// The server is stopping: tell every connection and close it. Everyone leaves at once,
     /// so nobody is told who left before them.
-    pub fn handle_shutdown(&mut self, _now: Now, out: &mut impl Outbox) {
+    pub fn handle_shutdown(&mut self, now: Now, out: &mut impl Outbox) {
         let ids: Vec<ClientId> = self
             .sessions
             .iter()
@@ -566,13 +582,12 @@ impl ChatCore {
         out.send_many(&ids, s::SHUTDOWN);
         for &id in &ids {
             out.close(id, CloseReason::Shutdown);
-            let nick = self
+            if let Some(sess) = self
                 .sessions
                 .get_mut(id.key as usize)
                 .and_then(Option::take)
-                .and_then(|s| s.nick);
-            if let Some(nick) = nick {
-                self.departed.insert(id, nick);
+            {
+                log_close(now, id, &sess, CloseReason::Shutdown, out);
             }
         }
         self.session_count = 0;
@@ -610,19 +625,25 @@ impl ChatCore {
         }
     }
 
-    fn remove_session(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
+    /// Ends a session: its channel is told, its nickname is free at once, and its close is
+    /// logged with `reason`. The connection itself may still be flushing its last lines.
+    fn end_session(&mut self, now: Now, id: ClientId, reason: CloseReason, out: &mut impl Outbox) {
         let Some(nick) = self.session(id).map(|s| s.nick) else {
             return;
         };
         if let Some(nick) = nick {
             self.leave_channel(now, id, &nick, out);
             self.nicks.remove(&nick.lower());
-            self.departed.insert(id, nick);
         }
-        if let Some(slot) = self.sessions.get_mut(id.key as usize) {
-            *slot = None;
-        }
+        let Some(sess) = self
+            .sessions
+            .get_mut(id.key as usize)
+            .and_then(Option::take)
+        else {
+            return;
+        };
         self.session_count -= 1;
+        log_close(now, id, &sess, reason, out);
     }
 
     fn log_error(&self, now: Now, id: ClientId, error: &str, out: &mut impl Outbox) {
@@ -635,6 +656,18 @@ impl ChatCore {
             },
         );
     }
+}
+
+fn log_close(now: Now, id: ClientId, sess: &Session, reason: CloseReason, out: &mut impl Outbox) {
+    let _ = out.log(
+        now,
+        &Record::Close {
+            conn: u64::from(id.gen),
+            peer: Cow::Owned(sess.peer.to_string()),
+            nick: sess.nick.as_ref().map(|n| Cow::Borrowed(n.as_str())),
+            reason: Cow::Borrowed(reason.as_str()),
+        },
+    );
 }
 
 fn log_command(now: Now, nick: &str, command: &str, out: &mut impl Outbox) {

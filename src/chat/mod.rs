@@ -36,6 +36,25 @@ pub struct Now {
     pub utc_offset_s: i32,
 }
 
+/// How a user reached the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A telnet (plain TCP line) connection.
+    Telnet,
+    /// A WebSocket connection.
+    WebSocket,
+}
+
+impl Transport {
+    /// The transport's name in logs, metrics and `/whois`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Telnet => "telnet",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
 /// Why a connection was closed. Logged, and counted in metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CloseReason {

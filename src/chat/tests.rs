@@ -2,6 +2,11 @@
 
 use super::*;
 use crate::record::Record;
+use std::net::SocketAddr;
+
+fn peer() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5000))
+}
 
 #[derive(Debug, PartialEq, Eq, Clone)]
 enum Act {
@@ -91,7 +96,8 @@ impl Script {
         }
     }
     fn connect(&mut self, n: u32) -> Vec<(u32, String)> {
-        self.core.handle_connect(now(0), id(n), &mut self.out);
+        self.core
+            .handle_connect(now(0), id(n), Transport::Telnet, peer(), &mut self.out);
         self.out.sent()
     }
     fn line(&mut self, n: u32, line: &str) -> Vec<(u32, String)> {
@@ -231,10 +237,16 @@ fn a_full_session_script() {
     // Quit: goodbye, close, and the nick is free at once.
     t.line(1, "/join #general");
     t.core.handle_line(now(1), id(1), "/quit", &mut t.out);
-    let acts: Vec<Act> = t
-        .out
-        .acts
-        .drain(..)
+    let all: Vec<Act> = t.out.acts.drain(..).collect();
+    assert!(
+        all.contains(&Act::Log(
+            r#"{"kind":"close","conn":101,"peer":"127.0.0.1:5000","nick":"bob","reason":"quit"}"#
+                .into()
+        )),
+        "{all:?}"
+    );
+    let acts: Vec<Act> = all
+        .into_iter()
         .filter(|a| !matches!(a, Act::Log(_)))
         .collect();
     assert_eq!(
@@ -245,10 +257,11 @@ fn a_full_session_script() {
             Act::Send(100, "3:04PM-@bob left channel #general".into()),
         ]
     );
-    // The name is free, but still known for the close record until the shell reaps.
-    assert_eq!(t.core.nick_of(id(1)), Some("bob"));
-    t.core.handle_disconnect(now(1), id(1), &mut t.out);
+    // The session ended with its close record: the shell reporting the connection gone
+    // later changes nothing and logs nothing twice.
     assert_eq!(t.core.nick_of(id(1)), None);
+    t.core
+        .handle_disconnect(now(1), id(1), CloseReason::Eof, &mut t.out);
     assert!(t.out.acts.is_empty());
     t.connect(3);
     assert_eq!(
@@ -257,7 +270,8 @@ fn a_full_session_script() {
     );
     // A disconnect without /quit tells the channel too.
     t.line(3, "/join #general");
-    t.core.handle_disconnect(now(2), id(3), &mut t.out);
+    t.core
+        .handle_disconnect(now(2), id(3), CloseReason::Eof, &mut t.out);
     assert_eq!(
         t.out.sent(),
         vec![s(0, "3:04PM-@bob left channel #general")]
@@ -358,6 +372,10 @@ fn nickname_deadline_closes_unidentified_connections_only() {
                 "You did not enter a nickname in time, good bye.".into()
             ),
             Act::Close(100, CloseReason::NickTimeout),
+            Act::Log(
+                r#"{"kind":"close","conn":100,"peer":"127.0.0.1:5000","reason":"nick_timeout"}"#
+                    .into()
+            ),
         ]
     );
     assert_eq!(t.core.stats().sessions, 1);
@@ -469,7 +487,8 @@ fn stale_ids_are_ignored() {
     t.user(0, "alice");
     let stale = ClientId { key: 0, gen: 999 };
     t.core.handle_line(now(1), stale, "/join #a", &mut t.out);
-    t.core.handle_disconnect(now(1), stale, &mut t.out);
+    t.core
+        .handle_disconnect(now(1), stale, CloseReason::Eof, &mut t.out);
     assert!(t.out.acts.is_empty());
     assert_eq!(t.core.nick_of(id(0)), Some("alice"));
 }

@@ -5,7 +5,7 @@ use super::conn::{Conn, ConnState, HttpConn, Proto, Site};
 use super::io::{Entry, Io, ListenKind, Listener, OutputLimits};
 use super::limits::{fd_limit, PerIp};
 use super::timers::{Timer, TimerKind};
-use crate::chat::{ChatCore, ClientId, CloseReason, CoreConfig, Now, Outbox};
+use crate::chat::{ChatCore, ClientId, CloseReason, CoreConfig, Now, Outbox, Transport};
 use crate::config::{duration, Config};
 use crate::log_store::LogStore;
 use crate::proto::http::{HttpDecoder, HttpLimits};
@@ -451,26 +451,18 @@ impl Server {
             });
         }
         if kind == ListenKind::Telnet {
-            self.start_chat_session(id, "telnet");
+            self.start_chat_session(id, Transport::Telnet);
         }
     }
 
-    /// A telnet connection was accepted or a WebSocket upgraded: log it and greet the user.
-    pub(super) fn start_chat_session(&mut self, id: ClientId, transport: &str) {
+    /// A telnet connection was accepted or a WebSocket upgraded: the core logs and greets it.
+    pub(super) fn start_chat_session(&mut self, id: ClientId, transport: Transport) {
         let now = self.now();
-        let Some(conn) = self.io.conn_mut(id) else {
+        let Some(peer) = self.io.conn_mut(id).map(|c| c.peer) else {
             return;
         };
-        let peer = conn.peer.to_string();
-        let _ = self.io.log(
-            now,
-            &Record::Connect {
-                conn: u64::from(id.gen),
-                transport: Cow::Borrowed(transport),
-                peer: Cow::Borrowed(&peer),
-            },
-        );
-        self.core.handle_connect(now, id, &mut self.io);
+        self.core
+            .handle_connect(now, id, transport, peer, &mut self.io);
     }
 
     // ---------------------------------------------------------------- input
@@ -688,9 +680,8 @@ impl Server {
                 let id = conn.id;
                 let chat = conn.proto.is_chat();
                 let now = self.now();
-                let nick = self.core.nick_of(id).map(str::to_owned);
                 if chat {
-                    self.core.handle_disconnect(now, id, &mut self.io);
+                    self.core.handle_disconnect(now, id, reason, &mut self.io);
                 }
                 let Entry::Conn(mut conn) = self.io.slab.remove(key) else {
                     continue;
@@ -700,19 +691,6 @@ impl Server {
                 self.per_ip.remove(conn.peer.ip());
                 *self.io.metrics.open_mut(conn.proto.name()) -= 1;
                 self.io.metrics.count_close(reason);
-                let peer = conn.peer.to_string();
-                drop(conn);
-                if chat {
-                    let _ = self.io.log(
-                        now,
-                        &Record::Close {
-                            conn: u64::from(id.gen),
-                            peer: Cow::Borrowed(&peer),
-                            nick: nick.as_deref().map(Cow::Borrowed),
-                            reason: Cow::Borrowed(reason.as_str()),
-                        },
-                    );
-                }
             }
         }
     }

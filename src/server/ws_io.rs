@@ -29,7 +29,7 @@ impl Server {
             gen: id.gen,
             kind: TimerKind::WsKeepalive,
         });
-        self.start_chat_session(id, "websocket");
+        self.start_chat_session(id, crate::chat::Transport::WebSocket);
         if !early.is_empty() {
             self.feed_ws(id, &early);
         }
