@@ -27,6 +27,8 @@ pub enum CliAction {
     Help,
     /// Print the version and exit.
     Version,
+    /// Read a password line from stdin and print its argon2id PHC string (for `operators`).
+    HashPassword,
 }
 
 /// Config file used when no `-c`/`--config` flag is given.
@@ -38,6 +40,7 @@ chat-server: an IRC-like chat server for telnet, WebSocket and HTTP clients
 
 Usage:
     chat-server [-c FILE] [--check-config]
+    chat-server --hash-password < password.txt
 
 Example:
     chat-server -c config.json
@@ -45,6 +48,8 @@ Example:
 Options:
     -c, --config FILE   read settings from FILE (default: config.json)
         --check-config  validate the config file and exit (0 valid, 2 invalid)
+        --hash-password read a password line from stdin, print its argon2id hash
+                        (for the config's \"operators\") and exit
     -h, --help          print this help and exit
     -V, --version       print the version and exit
 
@@ -65,6 +70,15 @@ pub fn parse_args(args: Vec<OsString>) -> Result<CliAction, String> {
     }
     if args.contains(["-V", "--version"]) {
         return Ok(CliAction::Version);
+    }
+    if args.contains("--hash-password") {
+        if let Some(extra) = args.finish().first() {
+            return Err(format!(
+                "unexpected argument {:?} with --hash-password; try --help",
+                extra.to_string_lossy()
+            ));
+        }
+        return Ok(CliAction::HashPassword);
     }
     let mut check = false;
     while args.contains("--check-config") {

@@ -136,6 +136,12 @@ define_config! {
     tcp_keepalive_s: f64 = 60.0,
     /// Time to flush goodbyes on SIGTERM before exiting.
     shutdown_grace_s: f64 = 2.0,
+    /// Server operators: `[{"name": ..., "password_hash": "$argon2id$..."}]` (`/oper`).
+    operators: Vec<crate::config_moderation::OperatorEntry> = Vec::new(),
+    /// Where bans and mutes are kept; `None` means the log's path with `.state.json`.
+    state_file: Option<String> = None,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<String> = Vec::new(),
 }
 
 /// A config file that cannot be used; the message is one line naming the file and the problem.
@@ -193,6 +199,7 @@ impl Config {
             ));
         }
         check_distinct_ports(self)?;
+        crate::config_moderation::validate(self)?;
         if self.log_file.is_empty() {
             return Err("\"log_file\" must not be empty".to_owned());
         }
@@ -600,6 +607,9 @@ mod tests {
             "http_body_timeout_s",
             "tcp_keepalive_s",
             "shutdown_grace_s",
+            "operators",
+            "state_file",
+            "trusted_proxies",
         ];
         assert_eq!(KNOWN_KEYS, &documented[..]);
         // Every known key is a field that the derived Deserialize and set_field accept.
@@ -664,6 +674,7 @@ mod tests {
             http_body_timeout_s: 5.0,
             tcp_keepalive_s: 6.0,
             shutdown_grace_s: 0.25,
+            ..Config::default()
         };
         assert_eq!(config, expected);
         // The derived Deserialize agrees with the key-by-key parser.
@@ -706,7 +717,7 @@ mod tests {
             e.contains("(known keys: ip, telnet_port, rest_port,"),
             "{e}"
         );
-        assert!(e.contains("shutdown_grace_s)"), "{e}");
+        assert!(e.contains("shutdown_grace_s, operators"), "{e}");
         assert!(!e.contains('\n'));
         // Case matters: the Go-era keys are exact.
         let e = parse_err(r#"{"Telnet_Port": 4000}"#);

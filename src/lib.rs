@@ -24,6 +24,7 @@
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod config_moderation;
 pub mod log_store;
 pub mod proto;
 pub mod record;

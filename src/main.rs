@@ -38,6 +38,32 @@ fn main() -> ExitCode {
             }
         },
         CliAction::Run { config } => run(&config),
+        CliAction::HashPassword => hash_password(),
+    }
+}
+
+/// `--hash-password`: one line from stdin → its argon2id PHC string on stdout.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("chat-server: cannot read the password from stdin: {e}");
+        return ExitCode::from(2);
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!("chat-server: the password is empty; type it on one line");
+        return ExitCode::from(2);
+    }
+    match chat_server::chat::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chat-server: cannot hash the password: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -79,13 +105,17 @@ fn run(config_path: &Path) -> ExitCode {
         }
     };
     let token = admin_token(&config);
-    let server = match Server::bind(&config, log, token) {
+    let mut server = match Server::bind(&config, log, token) {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot start: {e}");
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = server.load_moderation_state() {
+        log::error!("cannot start: {e}");
+        return ExitCode::from(2);
+    }
     log::info!("chat-server {} starting", env!("CARGO_PKG_VERSION"));
     log::info!("chat log: {}", config.log_file);
     for (kind, addr) in server.local_addrs() {

@@ -92,6 +92,36 @@ pub enum Record<'a> {
         channel: Option<Cow<'a, str>>,
         recipients: u64,
     },
+    /// A moderation act (kick, ban, unban, mute, unmute, or an expiry), from an operator or
+    /// the REST API.
+    Moderation {
+        /// `@nick` of the operator, `api` for the REST token holder, `server` for an expiry.
+        #[serde(borrow)]
+        actor: Cow<'a, str>,
+        /// `kick`, `ban`, `unban`, `mute` or `unmute`.
+        #[serde(borrow)]
+        action: Cow<'a, str>,
+        /// `@nick`, an address or a CIDR range.
+        #[serde(borrow)]
+        target: Cow<'a, str>,
+        /// When a ban or mute ends (RFC 3339); `null` when permanent or not applicable.
+        #[serde(borrow, default)]
+        until: Option<Cow<'a, str>>,
+        /// The reason given, if any.
+        #[serde(borrow, default)]
+        reason: Option<Cow<'a, str>>,
+    },
+    /// An `/oper` attempt (never the password).
+    Oper {
+        conn: u64,
+        #[serde(borrow)]
+        nick: Cow<'a, str>,
+        /// The operator name tried.
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+        /// Whether the credentials were accepted.
+        ok: bool,
+    },
     /// An error: a failed command, rejected input, an I/O problem.
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,8 @@
 //! [`ChatCore`]: sessions, nicknames, channels and commands.
 
 use super::command::{is_valid_channel, parse_command, Command};
+#[path = "moderation.rs"]
+pub(super) mod moderation;
 use super::nick::Nick;
 use super::strings as s;
 use super::{BadInput, ClientId, CloseReason, Now, Outbox, Transport};
@@ -51,6 +53,14 @@ struct Session {
     #[allow(dead_code)] // shown by `/whois`
     transport: Transport,
     peer: SocketAddr,
+    /// When the session started, monotonic ms (for `/whois`, REST users).
+    connected_ms: u64,
+    /// When the user last sent a line, monotonic ms (idle time).
+    active_ms: u64,
+    /// The away message, when the user is marked away.
+    away: Option<Box<str>>,
+    /// Whether the user is a server operator (`/oper`).
+    operator: bool,
     nick: Option<Nick>,
     channel: Option<ChannelKey>,
     /// Lower-cased nicknames this user ignores; boxed, since most users ignore nobody.
@@ -76,6 +86,8 @@ pub struct ChatCore {
     channel_index: HashMap<Box<str>, ChannelKey>,
     nick_deadlines: BinaryHeap<Reverse<(u64, ClientId)>>,
     kitchen_cache: (i64, i32, String),
+    /// Operators, bans and mutes.
+    moderation: moderation::Moderation,
 }
 
 fn lower(s: &str) -> Box<str> {
@@ -94,6 +106,7 @@ impl ChatCore {
             channel_index: HashMap::new(),
             nick_deadlines: BinaryHeap::new(),
             kitchen_cache: (i64::MIN, 0, String::new()),
+            moderation: Default::default(),
         }
     }
 
@@ -125,7 +138,10 @@ impl ChatCore {
 
     /// The earliest nickname deadline (monotonic ms), for the shell's poll timeout.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.nick_deadlines.peek().map(|Reverse((t, _))| *t)
+        let nick = self.nick_deadlines.peek().map(|Reverse((t, _))| *t);
+        nick.into_iter()
+            .chain(self.moderation.next_deadline())
+            .min()
     }
 
     fn session(&self, id: ClientId) -> Option<&Session> {
@@ -191,6 +207,10 @@ impl ChatCore {
             gen: id.gen,
             transport,
             peer,
+            connected_ms: now.mono_ms,
+            active_ms: now.mono_ms,
+            away: None,
+            operator: false,
             nick: None,
             channel: None,
             ignores: None,
@@ -229,6 +249,8 @@ impl ChatCore {
                 self.end_session(now, id, CloseReason::NickTimeout, out);
             }
         }
+        self.step_oper(now, out);
+        self.expire_moderation(now, out);
     }
 
     /// Input the framer rejected: tell the user.
@@ -263,12 +285,18 @@ impl ChatCore {
 
     /// One line of input (already UTF-8 checked, cleaned of control characters and trimmed).
     pub fn handle_line(&mut self, now: Now, id: ClientId, line: &str, out: &mut impl Outbox) {
-        let Some(sess) = self.session(id) else { return };
+        let Some(sess) = self.session_mut(id) else {
+            return;
+        };
         if line.is_empty() {
             return;
         }
+        sess.active_ms = now.mono_ms;
         if sess.nick.is_none() {
             self.identify(now, id, line, out);
+            return;
+        }
+        if self.moderation_line(now, id, line, out) {
             return;
         }
         match parse_command(line) {
@@ -307,6 +335,10 @@ impl ChatCore {
         let key = nick.lower();
         if self.nicks.contains_key(&key) {
             out.send(id, s::NICK_TAKEN);
+            return;
+        }
+        if self.is_nick_banned(now, &nick) {
+            out.send(id, super::moderation_text::NICK_BANNED);
             return;
         }
         self.nicks.insert(key, id);
@@ -619,7 +651,8 @@ impl ChatCore {
             return;
         }
         let kitchen = self.kitchen(now).to_owned();
-        let msg = s::left(&kitchen, nick, &name);
+        let msg =
+            (self.moderation.leave_notice.take()).unwrap_or_else(|| s::left(&kitchen, nick, &name));
         if let Some(channel) = self.channels.get(ch as usize) {
             out.send_many(&channel.members, &msg);
         }
@@ -643,6 +676,7 @@ impl ChatCore {
             return;
         };
         self.session_count -= 1;
+        self.moderation.forget(id);
         log_close(now, id, &sess, reason, out);
     }
 

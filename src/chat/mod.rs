@@ -4,13 +4,22 @@
 //! with the time ([`Now`]) and an [`Outbox`]; the core answers by pushing actions into the
 //! outbox: send text to one or many connections, close a connection, append a log record.
 
+mod banlist;
 mod command;
 mod core;
+pub mod duration;
+mod moderation_text;
 mod nick;
 mod strings;
 
+pub use self::banlist::{parse_target, BanTarget};
 pub use self::command::{parse_command, Command, CommandError};
+pub use self::core::moderation::{
+    error_text as moderation_error_text, hash_password, is_valid_hash, verify_password, Actor,
+    BanInfo, ChannelInfo, ModError, Operator, UserInfo, MAX_OPER_FAILURES,
+};
 pub use self::core::{AnnounceError, ChatCore, CoreConfig, Stats};
+pub use self::moderation_text::{BANNED_HERE, NICK_BANNED};
 pub use self::nick::Nick;
 
 use crate::record::Record;
@@ -78,8 +87,10 @@ pub enum CloseReason {
     IdleTimeout,
     /// The server is shutting down.
     Shutdown,
-    /// The server refused the connection (limits).
+    /// The server refused the connection (limits, a ban, too many `/oper` failures).
     Refused,
+    /// An operator kicked or banned the user.
+    Kicked,
     /// The HTTP exchange completed.
     Done,
 }
@@ -99,12 +110,13 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Refused => "refused",
+            CloseReason::Kicked => "kicked",
             CloseReason::Done => "done",
         }
     }
 
     /// Every reason, for metrics.
-    pub const ALL: [CloseReason; 12] = [
+    pub const ALL: [CloseReason; 13] = [
         CloseReason::Quit,
         CloseReason::Eof,
         CloseReason::IoError,
@@ -116,6 +128,7 @@ impl CloseReason {
         CloseReason::IdleTimeout,
         CloseReason::Shutdown,
         CloseReason::Refused,
+        CloseReason::Kicked,
         CloseReason::Done,
     ];
 }

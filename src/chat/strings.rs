@@ -29,7 +29,7 @@ pub const LIST_NOT_IN_CHANNEL: &str = "You are not in a channel, use /join #chan
 
 pub fn help() -> String {
     let mut s = String::from("Here is the list of all available commands");
-    for (syntax, description) in HELP {
+    for (syntax, description) in HELP.iter().chain(&super::moderation_text::HELP) {
         s.push('\n');
         s.push_str(syntax);
         s.push('\t');

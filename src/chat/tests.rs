@@ -306,7 +306,14 @@ fn help_is_one_message_in_fixed_order() {
             "/ignore @nickname",
             "/join #channel",
             "/msg @nickname message",
-            "/quit"
+            "/quit",
+            "/oper name password",
+            "/kick @nickname [reason]",
+            "/ban @nickname|address|CIDR [duration] [reason]",
+            "/unban @nickname|address|CIDR",
+            "/bans",
+            "/mute @nickname [duration]",
+            "/unmute @nickname",
         ]
     );
 }

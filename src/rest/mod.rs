@@ -9,6 +9,7 @@
 //! | `GET /status` | – | envelope + `Data` (health, uptime, users, channels, connections, version) |
 //! | `POST /v1/api/message` | bearer | announcement to every user or one channel; `recipients` |
 //! | `GET /v1/api/message` | bearer | log search ([`QueryJob`]); `occurrences`, `records`, `next_cursor` |
+//! | `GET /v1/api/users`, `/v1/api/channels`; `POST /v1/api/kick`; `GET/POST/DELETE /v1/api/bans`; `POST/DELETE /v1/api/mute` | bearer | moderation ([`ModerationApi`]) |
 //! | `GET /healthz` | – | `200 ok` (text/plain) |
 //! | `GET /metrics` | – | Prometheus text exposition 0.0.4 |
 //! | `GET /docs` (and `/docs/`) | – | Swagger UI, offline (embedded assets under `/docs/…`) |
@@ -28,6 +29,7 @@ mod auth;
 mod docs;
 mod envelope;
 mod metrics_text;
+mod moderation;
 mod query;
 mod routes;
 #[cfg(test)]
@@ -39,6 +41,7 @@ use crate::proto::http::Response;
 pub use self::auth::constant_time_eq;
 pub use self::envelope::framing_error;
 pub use self::metrics_text::render as render_metrics;
+pub use self::moderation::ModerationApi;
 pub use self::query::{QueryJob, MIN_SLICE_BYTES, SUGGESTED_SLICE_BYTES};
 pub use self::routes::route;
 
@@ -54,6 +57,10 @@ pub trait ServerView {
     /// The default takes it from [`ServerView::snapshot`]; override it with something cheaper.
     fn now_unix_ms(&self) -> i64 {
         self.snapshot().now_unix_ms
+    }
+    /// The moderation endpoints' access to the server; `None` answers them with `503`.
+    fn moderation(&mut self) -> Option<&mut dyn ModerationApi> {
+        None
     }
 }
 

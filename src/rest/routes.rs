@@ -62,6 +62,7 @@ pub(crate) fn served_paths() -> Vec<&'static str> {
         "/docs/",
     ];
     paths.extend(docs::ASSETS.iter().map(|a| a.path));
+    paths.extend(super::moderation::PATHS);
     paths
 }
 
@@ -74,6 +75,9 @@ pub fn route(
     cfg: &RestConfig,
     log_path: &Path,
 ) -> Outcome {
+    if let Some(resp) = super::moderation::route(req, view, cfg) {
+        return Outcome::Respond(resp);
+    }
     let Some(endpoint) = Endpoint::of(&req.path) else {
         let ctx = Ctx::new(req, view.now_unix_ms());
         return Outcome::Respond(ctx.error(

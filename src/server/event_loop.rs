@@ -83,6 +83,7 @@ pub(super) struct Settings {
     pub allowed_origins: Vec<String>,
     pub rest: RestConfig,
     pub log_path: std::path::PathBuf,
+    pub moderation: super::moderation_io::ModerationShell,
 }
 
 /// The chat server: listeners, connections, the chat core and the loop that drives them.
@@ -96,7 +97,7 @@ pub struct Server {
     read_buf: Vec<u8>,
     next_gen: u32,
     connections: usize,
-    per_ip: PerIp,
+    pub(super) per_ip: PerIp,
     addrs: Vec<(ListenKind, SocketAddr)>,
     shutdown_at: Option<u64>,
     accept_warned_ms: Option<u64>,
@@ -187,10 +188,17 @@ impl Server {
                 max_announcement_bytes: config.max_line_bytes,
             },
             log_path,
+            moderation: super::moderation_io::ModerationShell {
+                state_path: crate::config_moderation::state_path(config),
+                trusted_proxies: crate::config_moderation::trusted_proxies(config)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                ..Default::default()
+            },
         };
-        let core = ChatCore::new(CoreConfig {
+        let mut core = ChatCore::new(CoreConfig {
             nick_timeout_ms: ms(config.nick_timeout_s),
         });
+        core.set_operators(crate::config_moderation::operators(config));
         Ok(Server {
             poll,
             core,
@@ -263,6 +271,7 @@ impl Server {
             self.resume_pending_reads();
             self.fire_timers();
             self.step_queries();
+            self.save_moderation_state();
             self.reap();
             self.flush();
             if let Some(at) = self.shutdown_at {
@@ -359,7 +368,10 @@ impl Server {
         let _ = stream.shutdown(Shutdown::Both);
     }
 
-    fn on_accept(&mut self, kind: ListenKind, stream: TcpStream, peer: SocketAddr) {
+    fn on_accept(&mut self, kind: ListenKind, mut stream: TcpStream, peer: SocketAddr) {
+        if self.refuse_banned(kind, &mut stream, peer) {
+            return;
+        }
         if self.connections >= self.settings.max_connections {
             self.refuse(kind, stream, "The server is full, please try again later.");
             return;

@@ -131,6 +131,9 @@ impl Server {
         match web::route(&req, &self.settings.allowed_origins) {
             WebOutcome::Respond(resp) => self.respond(id, resp, head, keep),
             WebOutcome::Upgrade(resp) => {
+                if let Some(refused) = self.check_upgrade(id, &req) {
+                    return self.respond(id, refused, false, false);
+                }
                 let Some(conn) = self.io.conn_mut(id) else {
                     return;
                 };
@@ -263,9 +266,9 @@ fn error_page(status: u16, why: &str) -> Response {
 }
 
 /// The REST API's view of the running server.
-struct View<'a> {
-    core: &'a mut ChatCore,
-    io: &'a mut Io,
+pub(super) struct View<'a> {
+    pub(super) core: &'a mut ChatCore,
+    pub(super) io: &'a mut Io,
 }
 
 impl ServerView for View<'_> {
@@ -280,6 +283,10 @@ impl ServerView for View<'_> {
 
     fn now_unix_ms(&self) -> i64 {
         self.io.now.unix_ms
+    }
+
+    fn moderation(&mut self) -> Option<&mut dyn rest::ModerationApi> {
+        Some(self)
     }
 
     fn snapshot(&self) -> Snapshot {

@@ -10,6 +10,8 @@ mod http_io;
 mod io;
 mod limits;
 mod metrics;
+mod moderation_io;
+mod state_file;
 mod telnet_io;
 mod timers;
 mod ws_io;
