@@ -246,6 +246,7 @@ pub fn ws_close_code(reason: CloseReason) -> (u16, &'static str) {
         CloseReason::Quit => (websocket::close::NORMAL, "good bye"),
         CloseReason::NickTimeout => (websocket::close::POLICY, "no nickname in time"),
         CloseReason::IdleTimeout => (websocket::close::POLICY, "idle timeout"),
+        CloseReason::Kicked => (websocket::close::POLICY, "kicked"),
         CloseReason::InputOverflow => (websocket::close::TOO_BIG, "input too long"),
         CloseReason::ProtocolError => (websocket::close::PROTOCOL, "protocol error"),
         _ => (websocket::close::NORMAL, ""),

@@ -231,7 +231,7 @@ impl Ws {
         Ws::connect(addr).upgrade(extra, early)
     }
 
-    fn upgrade(mut self, extra: &[(&str, &str)], early: &[u8]) -> (Ws, Response) {
+    pub fn upgrade(mut self, extra: &[(&str, &str)], early: &[u8]) -> (Ws, Response) {
         let host = self.http.addr.to_string();
         let mut bytes = upgrade_request("GET", &host, extra).into_bytes();
         bytes.extend_from_slice(early);
