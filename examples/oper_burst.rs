@@ -5,7 +5,7 @@
 //! cargo run --release --example oper_burst -- HOST:TELNET_PORT [CHATTERS] [ATTACKERS] [SECONDS]
 //! ```
 //!
-//! `CHATTERS` users (default 20) sit in `#bench`; each sends a line every 50 ms and times
+//! `CHATTERS` users (default 20) sit in `#bench`; each sends a line every 250 ms (inside the 5 lines/s limit) and times
 //! until its own copy comes back. The run has two phases of `SECONDS` (default 5) each:
 //! quiet, then with `ATTACKERS` connections (default 40) sending five wrong `/oper` lines at
 //! a time as fast as the server answers, reconnecting after each fifth failure closes them.
@@ -101,7 +101,7 @@ fn main() {
                         .push(started.elapsed().as_micros() as u64);
                 }
                 n += 1;
-                thread::sleep(Duration::from_millis(50));
+                thread::sleep(Duration::from_millis(250));
             }
         }));
     }

@@ -249,7 +249,6 @@ impl ChatCore {
                 self.end_session(now, id, CloseReason::NickTimeout, out);
             }
         }
-        self.step_oper(now, out);
         self.expire_moderation(now, out);
     }
 

@@ -166,4 +166,6 @@ pub trait Outbox {
 }
 
 #[cfg(test)]
+mod moderation_tests;
+#[cfg(test)]
 mod tests;

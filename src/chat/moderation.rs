@@ -6,8 +6,9 @@
 //! shell from [`ChatCore::take_moderation_state`], and the time comes in every call.
 //!
 //! `/oper` passwords are checked with argon2, which costs milliseconds of CPU. Attempts are
-//! queued and [`ChatCore::handle_tick`] checks at most one per loop pass, so a burst of
-//! attempts delays other users by at most one verification per pass, never by the whole burst.
+//! queued and the shell calls [`ChatCore::handle_oper_check`] once per loop pass, after the
+//! pass's output is written, so a burst of attempts delays other users by at most one
+//! verification, never by the whole burst.
 
 use super::super::banlist::{self, Ban, BanList, BanTarget, StoredBan};
 use super::super::duration::{format_until, looks_like_duration, parse_duration};
@@ -25,6 +26,11 @@ use std::net::IpAddr;
 pub const MAX_OPER_FAILURES: u8 = 5;
 /// `/oper` attempts waiting for their check, server-wide; more are told to try again.
 const MAX_PENDING_OPER: usize = 64;
+/// Time from the start of one `/oper` check to the start of the next, server-wide. A check
+/// takes about 25 ms of CPU with the recommended argon2 parameters, so checks take at most a
+/// quarter of the loop's time however many attempts arrive, and a password can be guessed at
+/// most 10 times a second.
+pub const OPER_CHECK_INTERVAL_MS: u64 = 100;
 
 /// A configured operator: name and argon2 PHC hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +145,8 @@ pub(super) struct Moderation {
     mutes: HashMap<Nick, Mute>,
     failures: HashMap<ClientId, u8>,
     pending: VecDeque<OperAttempt>,
+    /// No `/oper` check before this moment (monotonic ms).
+    next_check_ms: u64,
     /// The bans or mutes changed since the state was last taken.
     dirty: bool,
     /// The time of the latest call, to turn wall-clock ends into loop deadlines.
@@ -153,7 +161,7 @@ impl Moderation {
     pub(super) fn next_deadline(&self) -> Option<u64> {
         let now = self.last_now?;
         if !self.pending.is_empty() {
-            return Some(now.mono_ms);
+            return Some(now.mono_ms.max(self.next_check_ms));
         }
         let mute_end = self.mutes.values().filter_map(|m| m.until_ms).min();
         let end = [self.bans.next_end(), mute_end]
@@ -353,12 +361,17 @@ impl ChatCore {
         });
     }
 
-    /// Checks one queued `/oper` attempt (called once per loop pass, from `handle_tick`).
-    pub(super) fn step_oper(&mut self, now: Now, out: &mut impl Outbox) {
+    /// Checks one queued `/oper` attempt. The shell calls it once per loop pass, after it
+    /// has written that pass's output, so the check delays nobody's chat by more than itself.
+    pub fn handle_oper_check(&mut self, now: Now, out: &mut impl Outbox) {
         self.moderation.last_now = Some(now);
+        if now.mono_ms < self.moderation.next_check_ms {
+            return;
+        }
         let Some(attempt) = self.moderation.pending.pop_front() else {
             return;
         };
+        self.moderation.next_check_ms = now.mono_ms + OPER_CHECK_INTERVAL_MS;
         let Some(nick) = self.session(attempt.id).and_then(|s| s.nick) else {
             return; // gone meanwhile
         };

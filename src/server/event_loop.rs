@@ -271,9 +271,9 @@ impl Server {
             self.resume_pending_reads();
             self.fire_timers();
             self.step_queries();
-            self.save_moderation_state();
             self.reap();
             self.flush();
+            self.moderation_pass();
             if let Some(at) = self.shutdown_at {
                 if self.io.now.mono_ms >= at || self.all_said() {
                     return self.finish_shutdown();

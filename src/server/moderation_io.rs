@@ -75,8 +75,17 @@ impl Server {
         Ok(())
     }
 
+    /// The end of a loop pass, after its output is written: one queued `/oper` check (the
+    /// CPU-heavy argon2 verification), then the state file if the bans or mutes changed. What
+    /// they queue is written next pass (the poll does not wait while output is queued).
+    pub(super) fn moderation_pass(&mut self) {
+        let now = self.now();
+        self.core.handle_oper_check(now, &mut self.io);
+        self.save_moderation_state();
+    }
+
     /// Writes the state file when the bans or mutes changed (once per loop pass at most).
-    pub(super) fn save_moderation_state(&mut self) {
+    fn save_moderation_state(&mut self) {
         let now = self.now().mono_ms;
         let shell = &mut self.settings.moderation;
         let text = match (self.core.take_moderation_state(), shell.unsaved.take()) {

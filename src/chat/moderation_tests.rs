@@ -1,0 +1,167 @@
+//! The moderation core driven with a fake clock: the `/oper` queue (one check per tick),
+//! expiry by `handle_tick`, deadlines, and the state's round trip.
+
+use super::*;
+use std::net::SocketAddr;
+
+/// The argon2id hash of `s3cret-pass`.
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$gpPaiqn4dCcdGZKbF9W5Lg$dFg9J7W8xhFUjFPDtHo5b1cUaaFRiqLZF8maLHrIIuI";
+
+#[derive(Default)]
+struct Rec {
+    sent: Vec<(u32, String)>,
+    logs: Vec<String>,
+    closed: Vec<(u32, CloseReason)>,
+}
+
+impl Outbox for Rec {
+    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+        self.logs.push(serde_json::to_string(record).unwrap());
+        Ok(())
+    }
+    fn send(&mut self, to: ClientId, text: &str) {
+        self.sent.push((to.gen, text.to_string()));
+    }
+    fn send_many(&mut self, to: &[ClientId], text: &str) {
+        for id in to {
+            self.send(*id, text);
+        }
+    }
+    fn close(&mut self, id: ClientId, reason: CloseReason) {
+        self.closed.push((id.gen, reason));
+    }
+}
+
+fn at(ms: u64) -> Now {
+    Now {
+        mono_ms: ms,
+        unix_ms: 1_796_000_000_000 + ms as i64,
+        utc_offset_s: 0,
+    }
+}
+
+fn id(n: u32) -> ClientId {
+    ClientId { key: n, gen: n }
+}
+
+fn core_with_users(out: &mut Rec, users: &[(&str, [u8; 4])]) -> ChatCore {
+    let mut core = ChatCore::new(CoreConfig {
+        nick_timeout_ms: 60_000,
+    });
+    core.set_operators(vec![Operator {
+        name: "alice".into(),
+        password_hash: HASH.into(),
+    }]);
+    for (i, (nick, ip)) in users.iter().enumerate() {
+        let n = i as u32 + 1;
+        let peer = SocketAddr::from((*ip, 4000));
+        core.handle_connect(at(0), id(n), Transport::Telnet, peer, out);
+        core.handle_line(at(0), id(n), nick, out);
+    }
+    out.sent.clear();
+    out.logs.clear();
+    core
+}
+
+#[test]
+fn oper_attempts_are_checked_one_per_call() {
+    let mut out = Rec::default();
+    let mut core = core_with_users(&mut out, &[("a", [10, 0, 0, 1]), ("b", [10, 0, 0, 2])]);
+    core.handle_line(at(1), id(1), "/oper alice wrong", &mut out);
+    core.handle_line(at(1), id(2), "/oper alice s3cret-pass", &mut out);
+    assert!(out.sent.is_empty(), "nothing is checked inside handle_line");
+    assert_eq!(
+        core.next_deadline(),
+        Some(1),
+        "a queued check is due at once"
+    );
+    core.handle_tick(at(2), &mut out);
+    assert!(out.sent.is_empty(), "nor inside handle_tick");
+    core.handle_oper_check(at(2), &mut out);
+    assert_eq!(
+        out.sent,
+        vec![(1, "Invalid operator credentials.".to_string())]
+    );
+    core.handle_oper_check(at(50), &mut out);
+    assert_eq!(out.sent.len(), 1, "checks are spaced");
+    assert_eq!(core.next_deadline(), Some(102));
+    core.handle_oper_check(at(102), &mut out);
+    assert_eq!(
+        out.sent[1],
+        (2, "You are now a server operator.".to_string())
+    );
+    assert!(core.is_operator(id(2)) && !core.is_operator(id(1)));
+    assert!(out
+        .logs
+        .iter()
+        .all(|l| !l.contains("s3cret") && !l.contains("wrong")));
+}
+
+#[test]
+fn timed_bans_and_mutes_end_on_the_tick() {
+    let mut out = Rec::default();
+    let mut core = core_with_users(&mut out, &[("op", [10, 0, 0, 1]), ("m", [10, 0, 0, 2])]);
+    let ban = core
+        .ban(
+            at(10),
+            Actor::Api,
+            "192.0.2.0/24",
+            Some(1_000),
+            None,
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(ban.target, "192.0.2.0/24");
+    core.mute(at(10), Actor::Api, "m", Some(2_000), &mut out)
+        .unwrap();
+    assert!(core.is_address_banned(at(500), "192.0.2.9".parse().unwrap()));
+    assert_eq!(core.next_deadline(), Some(1_010));
+    core.handle_tick(at(1_010), &mut out);
+    assert!(!core.is_address_banned(at(1_010), "192.0.2.9".parse().unwrap()));
+    assert_eq!(core.next_deadline(), Some(2_010));
+    out.sent.clear();
+    core.handle_line(at(1_500), id(2), "hi", &mut out);
+    assert!(out.sent[0].1.starts_with("You are muted until "));
+    core.handle_tick(at(2_010), &mut out);
+    assert_eq!(out.sent.last().unwrap().1, "You are no longer muted.");
+    assert_eq!(core.next_deadline(), Some(60_000)); // only the nick deadlines remain
+    let expiries = out
+        .logs
+        .iter()
+        .filter(|l| l.contains("\"actor\":\"server\""))
+        .count();
+    assert_eq!(expiries, 2);
+}
+
+#[test]
+fn state_round_trips_and_drops_ended_entries() {
+    let mut out = Rec::default();
+    let mut core = core_with_users(&mut out, &[("op", [10, 0, 0, 1]), ("bob", [10, 0, 0, 2])]);
+    assert_eq!(core.take_moderation_state(), None);
+    core.ban(at(0), Actor::Api, "@bob", None, Some("spam"), &mut out)
+        .unwrap();
+    core.ban(
+        at(0),
+        Actor::Api,
+        "2001:db8::/32",
+        Some(5_000),
+        None,
+        &mut out,
+    )
+    .unwrap();
+    let state = core.take_moderation_state().unwrap();
+    assert_eq!(core.take_moderation_state(), None, "taken once per change");
+    let mut fresh = ChatCore::new(CoreConfig { nick_timeout_ms: 1 });
+    assert_eq!(fresh.load_moderation_state(at(1), &state), Ok(0));
+    assert_eq!(fresh.bans(at(1)), core.bans(at(1)));
+    assert!(fresh.is_address_banned(at(1), "10.0.0.2".parse().unwrap()));
+    assert!(fresh.is_nick_banned(at(1), "BOB"));
+    let mut later = ChatCore::new(CoreConfig { nick_timeout_ms: 1 });
+    assert_eq!(later.load_moderation_state(at(6_000), &state), Ok(1));
+    assert_eq!(later.bans(at(6_000)).len(), 1);
+    assert!(
+        later.take_moderation_state().is_some(),
+        "rewritten without it"
+    );
+    assert!(later.load_moderation_state(at(0), "{").is_err());
+}
