@@ -150,6 +150,13 @@ fn help_lists_the_six_commands_in_fixed_order() {
             "/join #channel",
             "/msg @nickname message",
             "/quit",
+            "/oper name password",
+            "/kick @nickname [reason]",
+            "/ban @nickname|address|CIDR [duration] [reason]",
+            "/unban @nickname|address|CIDR",
+            "/bans",
+            "/mute @nickname [duration]",
+            "/unmute @nickname",
         ];
         for syntax in expected {
             let line = a.next_line();
