@@ -868,3 +868,67 @@ fn hash_password_prints_a_hash_that_oper_accepts() {
     t.send_line("/oper root correct horse");
     t.expect(OPER_OK);
 }
+
+/// Every error string of the moderation commands, the same over telnet and WebSocket.
+#[test]
+fn every_error_string_over_both_transports() {
+    let mut server = start(json!({}));
+    let ws_addr = server.addr("websocket");
+    let mut tel = user_from(&server, "127.0.0.1", "teluser");
+    let mut ws = Ws::user(ws_addr, "wsuser");
+    let cmds = ["/kick", "/ban", "/unban", "/bans", "/mute", "/unmute"];
+    for cmd in cmds {
+        let want = format!("You need to be a server operator to use {cmd}.");
+        tel.send_line(&format!("{cmd} @x"));
+        tel.expect(&want);
+        ws.send_text(&format!("{cmd} @x"));
+        ws.expect_message("the refusal", |t| t == want);
+    }
+    tel.send_line(&format!("/oper alice {PASSWORD}"));
+    tel.expect(OPER_OK);
+    ws.send_text(&format!("/oper alice {PASSWORD}"));
+    ws.expect_message("oper", |t| t == OPER_OK);
+    let table = |me: &str| -> Vec<(String, String)> {
+        [
+            ("/oper", "Could not find the required name and password in the input, use /oper name password"),
+            ("/oper alice", "Could not find the required name and password in the input, use /oper name password"),
+            ("/kick", "Could not find the required @nickname in the input, use /kick @nickname [reason]"),
+            ("/kick nobody", "Could not find the required @nickname in the input, use /kick @nickname [reason]"),
+            ("/kick @nobody", "User @nobody is not connected to this server."),
+            ("/kick @ME", "You can not kick yourself."),
+            ("/ban", "Could not find the required target in the input, use /ban @nickname|address|CIDR [duration] [reason]"),
+            ("/ban bob", "Invalid ban target bob: use @nickname, an address such as 203.0.113.7 or a CIDR range such as 203.0.113.0/24."),
+            ("/ban 10.0.0.0/33", "Invalid ban target 10.0.0.0/33: use @nickname, an address such as 203.0.113.7 or a CIDR range such as 203.0.113.0/24."),
+            ("/ban @dave 0d", "Invalid duration 0d: use a number followed by s, m, h, d or w, such as 30m, 12h or 7d."),
+            ("/ban @dave 12x spam", "Invalid duration 12x: use a number followed by s, m, h, d or w, such as 30m, 12h or 7d."),
+            ("/ban @ME", "You can not ban yourself."),
+            ("/unban", "Could not find the required target in the input, use /unban @nickname|address|CIDR"),
+            ("/unban 192.0.2.1", "There is no ban on 192.0.2.1."),
+            ("/unban 2001:db8::/32", "There is no ban on 2001:db8::/32."),
+            ("/unban what", "Invalid ban target what: use @nickname, an address such as 203.0.113.7 or a CIDR range such as 203.0.113.0/24."),
+            ("/bans", "There are no bans."),
+            ("/mute", "Could not find the required @nickname in the input, use /mute @nickname [duration]"),
+            ("/mute @nobody", "User @nobody is not connected to this server."),
+            ("/mute @nobody 5x", "Invalid duration 5x: use a number followed by s, m, h, d or w, such as 30m, 12h or 7d."),
+            ("/mute @ME", "You can not mute yourself."),
+            ("/unmute", "Could not find the required @nickname in the input, use /unmute @nickname"),
+            ("/unmute @nobody", "@nobody is not muted."),
+        ]
+        .iter()
+        .map(|(line, want)| (line.replace("ME", me), want.to_string()))
+        .collect()
+    };
+    for (line, want) in table("teluser") {
+        tel.send_line(&line);
+        tel.expect(&want);
+    }
+    for (line, want) in table("wsuser") {
+        ws.send_text(&line);
+        ws.expect_message(&line, |t| t == want);
+    }
+    // Failures are logged as errors, like other commands' errors.
+    let errors = server.log_kind("error");
+    assert!(errors
+        .iter()
+        .any(|e| e["error"] == "You can not mute yourself."));
+}

@@ -326,8 +326,9 @@ impl ChatCore {
             }
             return true;
         }
+        // Chat's hot path: with nobody muted, one length check.
         let talks = !line.starts_with('/') || cmd == "/msg" || cmd == "/me";
-        if talks {
+        if talks && !self.moderation.mutes.is_empty() {
             let nick = self.session(id).and_then(|s| s.nick);
             if let Some(mute) = nick.and_then(|n| self.moderation.mute_of(&n, now)) {
                 let text = t::you_are_muted(mute.until_ms);
