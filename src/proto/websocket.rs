@@ -60,7 +60,10 @@ impl WsDecoder {
         WsDecoder::default()
     }
 
-    /// Starts with bytes that arrived together with the upgrade request.
+    /// Decodes the client's bytes, calling `f` for each event in order: a complete text
+    /// message, a ping, a pong, a close, or a failure. Only the bytes of an incomplete frame
+    /// are kept for the next call. After a close or a failure the decoder is dead and ignores
+    /// whatever follows.
     pub fn feed(&mut self, data: &[u8], max_message: usize, mut f: impl FnMut(WsEvent<'_>)) {
         if self.dead {
             return;

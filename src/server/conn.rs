@@ -149,7 +149,8 @@ impl Conn {
 mod tests {
     use super::*;
 
-    /// Idle memory per connection is a product target (SPEC §9): keep the struct small.
+    /// Idle memory per connection is a product target (README, "Performance": bytes per
+    /// idle connection): keep the struct small.
     #[test]
     fn a_connection_stays_small() {
         let size = std::mem::size_of::<Conn>();

@@ -305,6 +305,8 @@ impl ServerView for View<'_> {
                 .map(|(r, n)| (r.as_str(), *n))
                 .collect(),
             refused: m.refused,
+            accepted: m.accepted,
+            accept_errors: m.accept_errors,
             log_write_errors: health.write_errors,
             log_failing: health.failing,
             queries: m.queries,
