@@ -136,6 +136,10 @@ define_config! {
     tcp_keepalive_s: f64 = 60.0,
     /// Time to flush goodbyes on SIGTERM before exiting.
     shutdown_grace_s: f64 = 2.0,
+    /// The message of the day (`/motd`, and after a nickname is accepted); may hold `\n`.
+    motd: Option<String> = None,
+    /// Bytes at the end of the log read at start-up to rebuild topics and history.
+    history_scan_bytes: u64 = 4 << 20,
 }
 
 /// A config file that cannot be used; the message is one line naming the file and the problem.
@@ -292,6 +296,9 @@ impl Config {
             ("tcp_keepalive_s", self.tcp_keepalive_s),
             ("shutdown_grace_s", self.shutdown_grace_s),
         ];
+        if let Some(motd) = &self.motd {
+            check_motd(motd)?;
+        }
         for (key, secs) in seconds {
             if !(secs.is_finite() && secs > 0.0) {
                 return Err(format!(
@@ -309,6 +316,29 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The longest message of the day, in bytes.
+const MAX_MOTD_BYTES: usize = 4096;
+
+/// A message of the day is text users see as it is: no control characters but line breaks
+/// and TAB, and at most [`MAX_MOTD_BYTES`].
+fn check_motd(motd: &str) -> Result<(), String> {
+    if motd.len() > MAX_MOTD_BYTES {
+        return Err(format!(
+            "\"motd\" must be at most {MAX_MOTD_BYTES} bytes, got {}",
+            motd.len()
+        ));
+    }
+    if let Some(c) = motd
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(format!(
+            "\"motd\" must not hold control characters other than line breaks and TAB, found {c:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects two listeners configured on the same non-zero port (port 0 picks a free port).
@@ -600,6 +630,8 @@ mod tests {
             "http_body_timeout_s",
             "tcp_keepalive_s",
             "shutdown_grace_s",
+            "motd",
+            "history_scan_bytes",
         ];
         assert_eq!(KNOWN_KEYS, &documented[..]);
         // Every known key is a field that the derived Deserialize and set_field accept.
@@ -628,7 +660,7 @@ mod tests {
             "ws_handshake_timeout_s": 1, "ws_ping_interval_s": 2, "ws_idle_timeout_s": 3,
             "http_max_header_bytes": 1024, "http_max_body_bytes": 0,
             "http_header_timeout_s": 4, "http_body_timeout_s": 5, "tcp_keepalive_s": 6,
-            "shutdown_grace_s": 0.25
+            "shutdown_grace_s": 0.25, "motd": "hi", "history_scan_bytes": 1000
         }"#;
         let config = Config::from_json_str(text).unwrap();
         let expected = Config {
@@ -664,6 +696,8 @@ mod tests {
             http_body_timeout_s: 5.0,
             tcp_keepalive_s: 6.0,
             shutdown_grace_s: 0.25,
+            motd: Some("hi".into()),
+            history_scan_bytes: 1000,
         };
         assert_eq!(config, expected);
         // The derived Deserialize agrees with the key-by-key parser.
@@ -706,7 +740,7 @@ mod tests {
             e.contains("(known keys: ip, telnet_port, rest_port,"),
             "{e}"
         );
-        assert!(e.contains("shutdown_grace_s)"), "{e}");
+        assert!(e.contains("history_scan_bytes)"), "{e}");
         assert!(!e.contains('\n'));
         // Case matters: the Go-era keys are exact.
         let e = parse_err(r#"{"Telnet_Port": 4000}"#);
@@ -836,6 +870,18 @@ mod tests {
         invalid("shutdown_grace_s", |c| c.shutdown_grace_s = f64::INFINITY);
         let e = invalid("tcp_keepalive_s", |c| c.tcp_keepalive_s = 1e300);
         assert!(e.ends_with("got 1e300"), "{e}");
+    }
+
+    #[test]
+    fn motd_is_checked() {
+        let ok = Config::from_json_str(r#"{"motd": "Welcome!\nBe nice.\tThanks"}"#).unwrap();
+        assert_eq!(ok.motd.as_deref(), Some("Welcome!\nBe nice.\tThanks"));
+        let e = invalid("motd", |c| c.motd = Some("x".repeat(4097)));
+        assert!(e.ends_with("got 4097"), "{e}");
+        let e = invalid("motd", |c| c.motd = Some("\u{1b}[2Jhi".to_owned()));
+        assert!(e.contains("control characters"), "{e}");
+        let e = parse_err(r#"{"history_scan_bytes": -1}"#);
+        assert!(e.contains("history_scan_bytes"), "{e}");
     }
 
     #[test]
