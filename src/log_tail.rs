@@ -24,7 +24,11 @@ pub struct TailScan {
 /// # Errors
 ///
 /// I/O errors reading the file.
-pub fn scan_tail(path: &Path, max_bytes: u64, mut each: impl FnMut(&LogLine)) -> io::Result<TailScan> {
+pub fn scan_tail(
+    path: &Path,
+    max_bytes: u64,
+    mut each: impl FnMut(&LogLine),
+) -> io::Result<TailScan> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(TailScan::default()),
@@ -127,9 +131,16 @@ mod tests {
         }
         for max in cuts {
             let (seqs, stats) = scan(&path, max);
-            let want = starts.iter().filter(|s| **s >= len.saturating_sub(max)).count();
+            let want = starts
+                .iter()
+                .filter(|s| **s >= len.saturating_sub(max))
+                .count();
             assert_eq!(seqs.len(), want, "max {max}");
-            assert_eq!(seqs.last().copied(), (want > 0).then_some(2000), "max {max}");
+            assert_eq!(
+                seqs.last().copied(),
+                (want > 0).then_some(2000),
+                "max {max}"
+            );
             assert!(seqs.windows(2).all(|w| w[0] + 1 == w[1]), "max {max}");
             assert_eq!(stats.skipped, 0, "max {max}");
         }

@@ -29,7 +29,23 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const HELP_WORDS: [&str; 6] = ["/help", "/list", "/join", "/msg", "/ignore", "/quit"];
+const HELP_WORDS: [&str; 15] = [
+    "/help",
+    "/list",
+    "/join",
+    "/msg",
+    "/ignore",
+    "/quit",
+    "/nick",
+    "/me",
+    "/topic",
+    "/away",
+    "/back",
+    "/whois",
+    "/channels",
+    "/unignore",
+    "/motd",
+];
 
 fn ws_server(extra: Value) -> Server {
     Server::start_expecting(extra, &["telnet", "websocket"])

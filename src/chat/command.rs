@@ -165,7 +165,10 @@ fn parse_msg(rest: &str) -> Result<Command<'_>, CommandError<'_>> {
 
 /// The `@nickname` that starts `rest`, without its `@`.
 fn at_nick(rest: &str) -> Option<&str> {
-    split_word(rest).0.strip_prefix('@').filter(|n| !n.is_empty())
+    split_word(rest)
+        .0
+        .strip_prefix('@')
+        .filter(|n| !n.is_empty())
 }
 
 /// `rest` without trailing whitespace, or `None` when nothing is left.
@@ -303,13 +306,22 @@ mod tests {
         assert_eq!(parse_command("/nick bob"), Some(Ok(Command::Nick("bob"))));
         assert_eq!(parse_command("/nick @bob "), Some(Ok(Command::Nick("bob"))));
         assert_eq!(parse_command("/nick a b"), Some(Ok(Command::Nick("a b"))));
-        assert_eq!(parse_command("/nick"), Some(Err(CommandError::NickNeedsNick)));
-        assert_eq!(parse_command("/nick @"), Some(Err(CommandError::NickNeedsNick)));
+        assert_eq!(
+            parse_command("/nick"),
+            Some(Err(CommandError::NickNeedsNick))
+        );
+        assert_eq!(
+            parse_command("/nick @"),
+            Some(Err(CommandError::NickNeedsNick))
+        );
         assert_eq!(
             parse_command("/me waves  hello"),
             Some(Ok(Command::Me("waves  hello")))
         );
-        assert_eq!(parse_command("/me "), Some(Err(CommandError::MeNeedsAction)));
+        assert_eq!(
+            parse_command("/me "),
+            Some(Err(CommandError::MeNeedsAction))
+        );
         assert_eq!(parse_command("/topic"), Some(Ok(Command::Topic(None))));
         assert_eq!(
             parse_command("/topic Rust  talk"),
@@ -321,8 +333,14 @@ mod tests {
             Some(Ok(Command::Away(Some("at lunch"))))
         );
         assert_eq!(parse_command("/back"), Some(Ok(Command::Back)));
-        assert_eq!(parse_command("/whois @bob"), Some(Ok(Command::Whois("bob"))));
-        assert_eq!(parse_command("/whois bob"), Some(Err(CommandError::WhoisNeedsNick)));
+        assert_eq!(
+            parse_command("/whois @bob"),
+            Some(Ok(Command::Whois("bob")))
+        );
+        assert_eq!(
+            parse_command("/whois bob"),
+            Some(Err(CommandError::WhoisNeedsNick))
+        );
         assert_eq!(parse_command("/channels"), Some(Ok(Command::Channels)));
         assert_eq!(
             parse_command("/unignore @bob"),

@@ -56,7 +56,10 @@ impl DormantTopics {
 impl ChatCore {
     /// `/topic`: shows the topic of the user's channel.
     pub(super) fn show_topic(&mut self, now: Now, id: ClientId, nick: &str, out: &mut impl Outbox) {
-        let Some(channel) = self.channel_of(id).and_then(|c| self.channels.get(c as usize)) else {
+        let Some(channel) = self
+            .channel_of(id)
+            .and_then(|c| self.channels.get(c as usize))
+        else {
             self.refuse(now, id, s::NOT_IN_CHANNEL, out);
             return;
         };

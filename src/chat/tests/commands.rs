@@ -76,7 +76,9 @@ fn nick_renames_and_tells_the_channel() {
         t.line(1, "/msg @alice hi"),
         vec![s(1, "User @alice is not connected to this server.")]
     );
-    assert!(t.line(1, "/whois @carol")[0].1.starts_with("@carol is in #a,"));
+    assert!(t.line(1, "/whois @carol")[0]
+        .1
+        .starts_with("@carol is in #a,"));
     t.connect(2);
     assert_eq!(
         t.line(2, "alice"),
@@ -84,7 +86,10 @@ fn nick_renames_and_tells_the_channel() {
     );
     let sent = t.line(2, "/list");
     assert_eq!(sent.len(), 1);
-    assert_eq!(t.line(1, "/list")[0].1, "Here is the list of all users in this channel\n@carol\n@bob");
+    assert_eq!(
+        t.line(1, "/list")[0].1,
+        "Here is the list of all users in this channel\n@carol\n@bob"
+    );
 }
 
 #[test]
@@ -92,7 +97,10 @@ fn nick_outside_a_channel_answers_only_the_user() {
     let mut t = Script::new();
     t.user(0, "alice");
     t.user(1, "bob");
-    assert_eq!(t.line(0, "/nick @Al-9"), vec![s(0, "You are now known as @Al-9")]);
+    assert_eq!(
+        t.line(0, "/nick @Al-9"),
+        vec![s(0, "You are now known as @Al-9")]
+    );
     assert_eq!(t.core.stats().users, 2);
 }
 
@@ -102,12 +110,30 @@ fn nick_errors_change_nothing() {
     t.user(0, "alice");
     t.user(1, "bob");
     let cases = [
-        ("/nick", "Could not find the required nickname in the input, use /nick newnickname"),
-        ("/nick @", "Could not find the required nickname in the input, use /nick newnickname"),
-        ("/nick 9lives", "Invalid nickname: use 1 to 24 letters, digits, _ or -, starting with a letter."),
-        ("/nick two words", "Invalid nickname: use 1 to 24 letters, digits, _ or -, starting with a letter."),
-        ("/nick BOB", "Another user with this nickname is connected to this server."),
-        ("/nick bob", "Another user with this nickname is connected to this server."),
+        (
+            "/nick",
+            "Could not find the required nickname in the input, use /nick newnickname",
+        ),
+        (
+            "/nick @",
+            "Could not find the required nickname in the input, use /nick newnickname",
+        ),
+        (
+            "/nick 9lives",
+            "Invalid nickname: use 1 to 24 letters, digits, _ or -, starting with a letter.",
+        ),
+        (
+            "/nick two words",
+            "Invalid nickname: use 1 to 24 letters, digits, _ or -, starting with a letter.",
+        ),
+        (
+            "/nick BOB",
+            "Another user with this nickname is connected to this server.",
+        ),
+        (
+            "/nick bob",
+            "Another user with this nickname is connected to this server.",
+        ),
         ("/nick alice", "You are already known as @alice."),
     ];
     for (input, expected) in cases {
@@ -119,19 +145,31 @@ fn nick_errors_change_nothing() {
         assert_eq!(t.core.nick_of(id(1)), Some("bob"));
     }
     let long = format!("/nick {}", "a".repeat(25));
-    assert_eq!(t.line(0, &long), vec![s(0, super::super::strings::RENAME_INVALID)]);
+    assert_eq!(
+        t.line(0, &long),
+        vec![s(0, super::super::strings::RENAME_INVALID)]
+    );
 }
 
 #[test]
 fn a_case_only_rename_is_allowed() {
     let mut t = Script::new();
     t.user(0, "alice");
-    assert_eq!(t.line(0, "/nick Alice"), vec![s(0, "You are now known as @Alice")]);
+    assert_eq!(
+        t.line(0, "/nick Alice"),
+        vec![s(0, "You are now known as @Alice")]
+    );
     assert_eq!(t.core.nick_of(id(0)), Some("Alice"));
     t.user(1, "bob");
-    assert_eq!(t.line(1, "/msg @ALICE hi")[1], s(1, "3:04PM - *Private to @Alice: hi"));
+    assert_eq!(
+        t.line(1, "/msg @ALICE hi")[1],
+        s(1, "3:04PM - *Private to @Alice: hi")
+    );
     t.connect(2);
-    assert_eq!(t.line(2, "alice"), vec![s(2, super::super::strings::NICK_TAKEN)]);
+    assert_eq!(
+        t.line(2, "alice"),
+        vec![s(2, super::super::strings::NICK_TAKEN)]
+    );
 }
 
 #[test]
@@ -139,13 +177,22 @@ fn two_renames_to_one_name_in_a_row_one_wins() {
     let mut t = Script::new();
     t.user(0, "alice");
     t.user(1, "bob");
-    assert_eq!(t.line(0, "/nick carol"), vec![s(0, "You are now known as @carol")]);
+    assert_eq!(
+        t.line(0, "/nick carol"),
+        vec![s(0, "You are now known as @carol")]
+    );
     assert_eq!(
         t.line(1, "/nick Carol"),
-        vec![s(1, "Another user with this nickname is connected to this server.")]
+        vec![s(
+            1,
+            "Another user with this nickname is connected to this server."
+        )]
     );
     // The loser can take the winner's old name, free at once.
-    assert_eq!(t.line(1, "/nick alice"), vec![s(1, "You are now known as @alice")]);
+    assert_eq!(
+        t.line(1, "/nick alice"),
+        vec![s(1, "You are now known as @alice")]
+    );
     assert_eq!(t.core.stats().users, 2);
 }
 
@@ -161,13 +208,22 @@ fn ignores_follow_the_person_through_renames() {
     t.line(0, "/nick al");
     assert_eq!(
         t.line(1, "/msg @al hi"),
-        vec![s(1, "User @al has ignored you, your message was not delivered.")]
+        vec![s(
+            1,
+            "User @al has ignored you, your message was not delivered."
+        )]
     );
     // Someone new with the ignored person's old name is not ignored.
     t.user(2, "bob");
     assert_eq!(t.line(2, "/msg @al yo").len(), 2);
-    assert_eq!(t.line(0, "/ignore @robert"), vec![s(0, "robert is already ignored.")]);
-    assert_eq!(t.line(0, "/unignore @Robert"), vec![s(0, "Robert is no longer ignored.")]);
+    assert_eq!(
+        t.line(0, "/ignore @robert"),
+        vec![s(0, "robert is already ignored.")]
+    );
+    assert_eq!(
+        t.line(0, "/unignore @Robert"),
+        vec![s(0, "Robert is no longer ignored.")]
+    );
     assert_eq!(t.line(1, "/msg @al hi").len(), 2);
 }
 
@@ -177,9 +233,18 @@ fn unignore_errors() {
     t.user(0, "alice");
     t.user(1, "bob");
     let cases = [
-        ("/unignore", "Could not find the required @nickname in the input, use /unignore @nickname"),
-        ("/unignore bob", "Could not find the required @nickname in the input, use /unignore @nickname"),
-        ("/unignore @ghost", "User @ghost is not connected to this server."),
+        (
+            "/unignore",
+            "Could not find the required @nickname in the input, use /unignore @nickname",
+        ),
+        (
+            "/unignore bob",
+            "Could not find the required @nickname in the input, use /unignore @nickname",
+        ),
+        (
+            "/unignore @ghost",
+            "User @ghost is not connected to this server.",
+        ),
         ("/unignore @bob", "bob is not ignored."),
         ("/unignore @alice", "alice is not ignored."),
     ];
@@ -188,8 +253,14 @@ fn unignore_errors() {
     }
     t.line(0, "/ignore @bob");
     let logs = t.logs_of(0, "/unignore @bob");
-    assert_eq!(logs, vec![r#"{"kind":"command","nick":"alice","command":"/unignore @bob"}"#]);
-    assert_eq!(t.line(0, "/unignore @bob"), vec![s(0, "bob is not ignored.")]);
+    assert_eq!(
+        logs,
+        vec![r#"{"kind":"command","nick":"alice","command":"/unignore @bob"}"#]
+    );
+    assert_eq!(
+        t.line(0, "/unignore @bob"),
+        vec![s(0, "bob is not ignored.")]
+    );
 }
 
 // -------------------------------------------------------------------------------------- /me
@@ -209,12 +280,21 @@ fn me_shows_an_action_to_the_channel() {
     );
     assert_eq!(
         t.line(0, "/me"),
-        vec![s(0, "Could not find the required action in the input, use /me action")]
+        vec![s(
+            0,
+            "Could not find the required action in the input, use /me action"
+        )]
     );
     t.user(3, "dave");
-    assert_eq!(t.line(3, "/me waves"), vec![s(3, super::super::strings::NOT_IN_CHANNEL)]);
+    assert_eq!(
+        t.line(3, "/me waves"),
+        vec![s(3, super::super::strings::NOT_IN_CHANNEL)]
+    );
     t.out.fail_log = true;
-    assert_eq!(t.line(0, "/me waves"), vec![s(0, super::super::strings::NOT_LOGGED)]);
+    assert_eq!(
+        t.line(0, "/me waves"),
+        vec![s(0, super::super::strings::NOT_LOGGED)]
+    );
 }
 
 // ----------------------------------------------------------------------------------- /topic
@@ -225,12 +305,23 @@ fn topic_is_set_shown_and_given_to_joiners() {
     t.member(0, "alice", "#Rust");
     assert_eq!(t.line(0, "/topic"), vec![s(0, "#Rust has no topic.")]);
     let (sent, logs) = t.line_at(0, 1, "/topic Borrowing,  explained");
-    assert_eq!(sent, vec![s(0, "3:04PM-@alice set the topic of #Rust: Borrowing,  explained")]);
+    assert_eq!(
+        sent,
+        vec![s(
+            0,
+            "3:04PM-@alice set the topic of #Rust: Borrowing,  explained"
+        )]
+    );
     assert_eq!(
         logs,
-        vec![r##"{"kind":"topic","nick":"alice","channel":"#Rust","topic":"Borrowing,  explained"}"##]
+        vec![
+            r##"{"kind":"topic","nick":"alice","channel":"#Rust","topic":"Borrowing,  explained"}"##
+        ]
     );
-    assert_eq!(t.line(0, "/topic"), vec![s(0, "Topic of #Rust: Borrowing,  explained")]);
+    assert_eq!(
+        t.line(0, "/topic"),
+        vec![s(0, "Topic of #Rust: Borrowing,  explained")]
+    );
     t.user(1, "bob");
     assert_eq!(
         t.line(1, "/join #rust"),
@@ -250,16 +341,28 @@ fn topic_is_set_shown_and_given_to_joiners() {
 fn topic_errors() {
     let mut t = Script::new();
     t.user(0, "alice");
-    assert_eq!(t.line(0, "/topic"), vec![s(0, super::super::strings::NOT_IN_CHANNEL)]);
-    assert_eq!(t.line(0, "/topic hi"), vec![s(0, super::super::strings::NOT_IN_CHANNEL)]);
+    assert_eq!(
+        t.line(0, "/topic"),
+        vec![s(0, super::super::strings::NOT_IN_CHANNEL)]
+    );
+    assert_eq!(
+        t.line(0, "/topic hi"),
+        vec![s(0, super::super::strings::NOT_IN_CHANNEL)]
+    );
     t.line(0, "/join #a");
     let long = format!("/topic {}", "é".repeat(151));
-    assert_eq!(t.line(0, &long), vec![s(0, "Topics are limited to 300 bytes.")]);
+    assert_eq!(
+        t.line(0, &long),
+        vec![s(0, "Topics are limited to 300 bytes.")]
+    );
     assert_eq!(t.line(0, "/topic"), vec![s(0, "#a has no topic.")]);
     let max = format!("/topic {}", "é".repeat(150));
     assert_eq!(t.line(0, &max).len(), 1);
     t.out.fail_log = true;
-    assert_eq!(t.line(0, "/topic lost"), vec![s(0, super::super::strings::NOT_LOGGED)]);
+    assert_eq!(
+        t.line(0, "/topic lost"),
+        vec![s(0, super::super::strings::NOT_LOGGED)]
+    );
     t.out.fail_log = false;
     assert!(t.line(0, "/topic")[0].1.starts_with("Topic of #a: éé"));
 }
@@ -283,11 +386,14 @@ fn topics_are_restored_from_the_log() {
     t.core.restore(&log_line(1, topic_record("#a", "old")));
     t.core.restore(&log_line(2, topic_record("#A", "newer")));
     t.core.restore(&log_line(3, topic_record("bad name", "x")));
-    t.core.restore(&log_line(4, Record::Chat {
-        nick: "bob".to_string().into(),
-        channel: "#a".to_string().into(),
-        text: "not a topic".to_string().into(),
-    }));
+    t.core.restore(&log_line(
+        4,
+        Record::Chat {
+            nick: "bob".to_string().into(),
+            channel: "#a".to_string().into(),
+            text: "not a topic".to_string().into(),
+        },
+    ));
     assert_eq!(t.core.dormant_topics(), 1);
     assert_eq!(t.core.channel_names(), Vec::<String>::new());
     t.user(0, "alice");
@@ -307,7 +413,10 @@ fn dormant_topics_are_bounded() {
     assert_eq!(t.core.dormant_topics(), 1000);
     t.user(0, "alice");
     // The oldest went first.
-    assert_eq!(t.line(0, "/join #c4")[1].1, "3:04PM-@alice just joined channel #c4");
+    assert_eq!(
+        t.line(0, "/join #c4")[1].1,
+        "3:04PM-@alice just joined channel #c4"
+    );
     assert_eq!(t.line(0, "/join #c5")[1], s(0, "Topic of #c5: t"));
 }
 
@@ -320,11 +429,20 @@ fn away_is_shown_and_answered() {
     t.member(1, "bob", "#a");
     let (sent, logs) = t.line_at(1, 1, "/away");
     assert_eq!(sent, vec![s(1, "You are now marked as away: away")]);
-    assert_eq!(logs, vec![r#"{"kind":"away","nick":"bob","message":"away"}"#]);
-    assert_eq!(t.line(1, "/away out to lunch"), vec![s(1, "You are now marked as away: out to lunch")]);
+    assert_eq!(
+        logs,
+        vec![r#"{"kind":"away","nick":"bob","message":"away"}"#]
+    );
+    assert_eq!(
+        t.line(1, "/away out to lunch"),
+        vec![s(1, "You are now marked as away: out to lunch")]
+    );
     assert_eq!(
         t.line(0, "/list"),
-        vec![s(0, "Here is the list of all users in this channel\n@alice\n@bob (away)")]
+        vec![s(
+            0,
+            "Here is the list of all users in this channel\n@alice\n@bob (away)"
+        )]
     );
     assert_eq!(
         t.line(0, "/msg @BOB hi"),
@@ -337,9 +455,15 @@ fn away_is_shown_and_answered() {
     let (sent, logs) = t.line_at(1, 1, "/back");
     assert_eq!(sent, vec![s(1, "You are no longer marked as away.")]);
     assert_eq!(logs, vec![r#"{"kind":"away","nick":"bob"}"#]);
-    assert_eq!(t.line(1, "/back"), vec![s(1, "You are not marked as away.")]);
+    assert_eq!(
+        t.line(1, "/back"),
+        vec![s(1, "You are not marked as away.")]
+    );
     assert_eq!(t.line(0, "/msg @bob hi").len(), 2);
-    assert_eq!(t.line(0, "/list")[0].1, "Here is the list of all users in this channel\n@alice\n@bob");
+    assert_eq!(
+        t.line(0, "/list")[0].1,
+        "Here is the list of all users in this channel\n@alice\n@bob"
+    );
 }
 
 // ----------------------------------------------------------------------------------- /whois
@@ -353,13 +477,22 @@ fn whois_shows_where_how_long_and_away() {
     let (sent, logs) = t.line_at(1, 315_000, "/whois @ALICE");
     assert_eq!(
         sent,
-        vec![s(1, "@alice is in #general, connected via telnet for 5m15s, idle 3s")]
+        vec![s(
+            1,
+            "@alice is in #general, connected via telnet for 5m15s, idle 3s"
+        )]
     );
-    assert_eq!(logs, vec![r#"{"kind":"command","nick":"bob","command":"/whois @ALICE"}"#]);
+    assert_eq!(
+        logs,
+        vec![r#"{"kind":"command","nick":"bob","command":"/whois @ALICE"}"#]
+    );
     t.line_at(1, 316_000, "/away lunch");
     assert_eq!(
         t.line_at(0, 7_390_000, "/whois @bob").0,
-        vec![s(0, "@bob is not in a channel, connected via websocket for 2h3m, idle 1h57m, away: lunch")]
+        vec![s(
+            0,
+            "@bob is not in a channel, connected via websocket for 2h3m, idle 1h57m, away: lunch"
+        )]
     );
     t.core.set_operator(id(0), true);
     assert_eq!(
@@ -368,11 +501,17 @@ fn whois_shows_where_how_long_and_away() {
     );
     assert_eq!(
         t.line_at(1, 273_642_000, "/whois @alice").0,
-        vec![s(1, "@alice is in #general, connected via telnet for 3d4h, idle 42s")]
+        vec![s(
+            1,
+            "@alice is in #general, connected via telnet for 3d4h, idle 42s"
+        )]
     );
     assert_eq!(
         t.line(0, "/whois"),
-        vec![s(0, "Could not find the required @nickname in the input, use /whois @nickname")]
+        vec![s(
+            0,
+            "Could not find the required @nickname in the input, use /whois @nickname"
+        )]
     );
     assert_eq!(
         t.line(0, "/whois @ghost"),
@@ -411,7 +550,10 @@ fn channels_lists_every_channel_sorted_with_counts_and_topics() {
     t.user(0, "alice");
     assert_eq!(
         t.line(0, "/channels"),
-        vec![s(0, "There are no channels, use /join #channel to create one.")]
+        vec![s(
+            0,
+            "There are no channels, use /join #channel to create one."
+        )]
     );
     t.line(0, "/join #zeta");
     t.member(1, "bob", "#Beta");
@@ -446,7 +588,10 @@ fn channels_lists_at_most_a_hundred() {
 fn motd_after_the_nickname_and_on_request() {
     let mut t = Script::new();
     t.user(0, "alice");
-    assert_eq!(t.line(0, "/motd"), vec![s(0, "There is no message of the day.")]);
+    assert_eq!(
+        t.line(0, "/motd"),
+        vec![s(0, "There is no message of the day.")]
+    );
     t.core.set_motd(Some("Welcome!\r\nBe nice.\n\n"));
     assert_eq!(t.line(0, "/motd"), vec![s(0, "Welcome!\nBe nice.")]);
     t.connect(1);
@@ -458,5 +603,8 @@ fn motd_after_the_nickname_and_on_request() {
         ]
     );
     t.core.set_motd(Some(" \n "));
-    assert_eq!(t.line(0, "/motd"), vec![s(0, "There is no message of the day.")]);
+    assert_eq!(
+        t.line(0, "/motd"),
+        vec![s(0, "There is no message of the day.")]
+    );
 }
