@@ -138,9 +138,7 @@ pub enum Record<'a> {
 
 impl Record<'_> {
     /// True for the records that carry a message people read: chat, action, private,
-    /// announcement.
-    /// These are the ones that are refused when they cannot be logged, and the ones the log
-    /// query searches.
+    /// announcement. These are the ones that are refused when they cannot be logged.
     pub fn is_message(&self) -> bool {
         matches!(
             self,

@@ -477,3 +477,42 @@ fn topic_survives_a_restart() {
     bob.expect(&others(0));
     bob.expect("Topic of #gone: also kept");
 }
+
+/// Only the last `history_scan_bytes` of the log are read at start-up: a topic before them is
+/// forgotten, one inside them is shown.
+#[test]
+fn topics_come_from_the_scanned_tail_only() {
+    let record = |seq: u64, body: &str| {
+        format!(r#"{{"ts":"2026-11-27T15:04:05.000Z","seq":{seq},{body}}}"#) + "\n"
+    };
+    let mut log = record(
+        1,
+        r##""kind":"topic","nick":"a","channel":"#old","topic":"too old""##,
+    );
+    for seq in 2..200 {
+        log += &record(
+            seq,
+            r##""kind":"chat","nick":"a","channel":"#x","text":"filler""##,
+        );
+    }
+    log += &record(
+        200,
+        r##""kind":"topic","nick":"a","channel":"#new","topic":"recent""##,
+    );
+    let srv = Server::start_with(
+        json!({"history_scan_bytes": 4096}),
+        StartOptions {
+            log_prefill: Some(log.into_bytes()),
+            ..StartOptions::default()
+        },
+    );
+    let mut t = srv.user("alice");
+    t.send_line("/join #old");
+    t.expect(&others(0));
+    t.expect_match("the join", |l| {
+        is_event(l, "alice", "just joined channel #old")
+    });
+    t.send_line("/join #new");
+    t.expect(&others(0));
+    t.expect("Topic of #new: recent");
+}
