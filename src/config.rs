@@ -135,6 +135,10 @@ define_config! {
     tcp_keepalive_s: f64 = 60.0,
     /// Time to flush goodbyes on SIGTERM before exiting.
     shutdown_grace_s: f64 = 2.0,
+    /// The message of the day (`/motd`, and after a nickname is accepted); may hold `\n`.
+    motd: Option<String> = None,
+    /// Bytes at the end of the log read at start-up to rebuild topics and history.
+    history_scan_bytes: u64 = 4 << 20,
 }
 
 /// A config file that cannot be used; the message is one line naming the file and the problem.
@@ -283,6 +287,9 @@ impl Config {
             ("tcp_keepalive_s", self.tcp_keepalive_s),
             ("shutdown_grace_s", self.shutdown_grace_s),
         ];
+        if let Some(motd) = &self.motd {
+            check_motd(motd)?;
+        }
         for (key, secs) in seconds {
             if !(secs.is_finite() && secs > 0.0) {
                 return Err(format!(
@@ -340,6 +347,29 @@ pub fn operator_admin_token(
     check_admin_token(&token)
         .map_err(|rule| format!("environment variable {ADMIN_TOKEN_ENV} {rule}"))?;
     Ok(Some(token))
+}
+
+/// The longest message of the day, in bytes.
+const MAX_MOTD_BYTES: usize = 4096;
+
+/// A message of the day is text users see as it is: no control characters but line breaks
+/// and TAB, and at most [`MAX_MOTD_BYTES`].
+fn check_motd(motd: &str) -> Result<(), String> {
+    if motd.len() > MAX_MOTD_BYTES {
+        return Err(format!(
+            "\"motd\" must be at most {MAX_MOTD_BYTES} bytes, got {}",
+            motd.len()
+        ));
+    }
+    if let Some(c) = motd
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(format!(
+            "\"motd\" must not hold control characters other than line breaks and TAB, found {c:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects two listeners configured on the same non-zero port (port 0 picks a free port).

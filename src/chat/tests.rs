@@ -306,7 +306,16 @@ fn help_is_one_message_in_fixed_order() {
             "/ignore @nickname",
             "/join #channel",
             "/msg @nickname message",
-            "/quit"
+            "/quit",
+            "/nick newnickname",
+            "/me action",
+            "/topic [text]",
+            "/away [message]",
+            "/back",
+            "/whois @nickname",
+            "/channels",
+            "/unignore @nickname",
+            "/motd",
         ]
     );
 }
@@ -492,3 +501,5 @@ fn stale_ids_are_ignored() {
     assert!(t.out.acts.is_empty());
     assert_eq!(t.core.nick_of(id(0)), Some("alice"));
 }
+
+mod commands;

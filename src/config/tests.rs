@@ -74,6 +74,8 @@ fn known_keys_match_the_struct() {
         "http_body_timeout_s",
         "tcp_keepalive_s",
         "shutdown_grace_s",
+        "motd",
+        "history_scan_bytes",
     ];
     assert_eq!(KNOWN_KEYS, &documented[..]);
     // Every known key is a field that set_field accepts.
@@ -99,7 +101,7 @@ fn every_key_parses() {
         "ws_handshake_timeout_s": 1, "ws_ping_interval_s": 2, "ws_idle_timeout_s": 3,
         "http_max_header_bytes": 1024, "http_max_body_bytes": 0,
         "http_header_timeout_s": 4, "http_body_timeout_s": 5, "tcp_keepalive_s": 6,
-        "shutdown_grace_s": 0.25
+        "shutdown_grace_s": 0.25, "motd": "hi", "history_scan_bytes": 1000
     }"#;
     let config = Config::from_json_str(text).unwrap();
     let expected = Config {
@@ -135,6 +137,8 @@ fn every_key_parses() {
         http_body_timeout_s: 5.0,
         tcp_keepalive_s: 6.0,
         shutdown_grace_s: 0.25,
+        motd: Some("hi".into()),
+        history_scan_bytes: 1000,
     };
     assert_eq!(config, expected);
 }
@@ -173,7 +177,7 @@ fn unknown_key_rejected_naming_it() {
         e.contains("(known keys: ip, telnet_port, rest_port,"),
         "{e}"
     );
-    assert!(e.contains("shutdown_grace_s)"), "{e}");
+    assert!(e.contains("history_scan_bytes)"), "{e}");
     assert!(!e.contains('\n'));
     // Case matters: the Go-era keys are exact.
     let e = parse_err(r#"{"Telnet_Port": 4000}"#);
@@ -303,6 +307,18 @@ fn rejects_bad_seconds() {
     invalid("shutdown_grace_s", |c| c.shutdown_grace_s = f64::INFINITY);
     let e = invalid("tcp_keepalive_s", |c| c.tcp_keepalive_s = 1e300);
     assert!(e.ends_with("got 1e300"), "{e}");
+}
+
+#[test]
+fn motd_is_checked() {
+    let ok = Config::from_json_str(r#"{"motd": "Welcome!\nBe nice.\tThanks"}"#).unwrap();
+    assert_eq!(ok.motd.as_deref(), Some("Welcome!\nBe nice.\tThanks"));
+    let e = invalid("motd", |c| c.motd = Some("x".repeat(4097)));
+    assert!(e.ends_with("got 4097"), "{e}");
+    let e = invalid("motd", |c| c.motd = Some("\u{1b}[2Jhi".to_owned()));
+    assert!(e.contains("control characters"), "{e}");
+    let e = parse_err(r#"{"history_scan_bytes": -1}"#);
+    assert!(e.contains("history_scan_bytes"), "{e}");
 }
 
 #[test]

@@ -300,6 +300,25 @@ pub fn now_at(ms: u64) -> Now {
     }
 }
 
+/// Every command word.
+const COMMAND_WORDS: [&str; 15] = [
+    "/help",
+    "/list",
+    "/quit",
+    "/join",
+    "/msg",
+    "/ignore",
+    "/nick",
+    "/me",
+    "/topic",
+    "/away",
+    "/back",
+    "/whois",
+    "/channels",
+    "/unignore",
+    "/motd",
+];
+
 /// Checks [`parse_command`] on any string: `None` exactly for lines not starting with `/`;
 /// the command word matched exactly; arguments are non-empty words (or the text tail) of
 /// the line; channel names valid.
@@ -333,10 +352,42 @@ pub fn check_parse_command(line: &str) {
             assert!(is_word(nick));
             assert_eq!(second.and_then(|s| s.strip_prefix('@')), Some(nick));
         }
+        Ok(Command::Nick(nick)) => {
+            assert_eq!(word, "/nick");
+            assert!(!nick.is_empty() && line.trim_end().ends_with(nick));
+            assert_eq!(nick, nick.trim());
+        }
+        Ok(Command::Me(text)) => {
+            assert_eq!(word, "/me");
+            assert!(!text.is_empty() && line.trim_end().ends_with(text));
+            assert_eq!(text, text.trim());
+        }
+        Ok(Command::Topic(text) | Command::Away(text)) => {
+            assert!(word == "/topic" || word == "/away", "{word}");
+            match text {
+                Some(text) => {
+                    assert!(!text.is_empty() && line.trim_end().ends_with(text));
+                    assert_eq!(text, text.trim());
+                }
+                None => assert_eq!(second, None),
+            }
+        }
+        Ok(Command::Back) => assert_eq!(word, "/back"),
+        Ok(Command::Channels) => assert_eq!(word, "/channels"),
+        Ok(Command::Motd) => assert_eq!(word, "/motd"),
+        Ok(Command::Whois(nick) | Command::Unignore(nick)) => {
+            assert!(word == "/whois" || word == "/unignore", "{word}");
+            assert!(is_word(nick));
+            assert_eq!(second.and_then(|s| s.strip_prefix('@')), Some(nick));
+        }
         Err(CommandError::Unknown(w)) => {
             assert_eq!(w, word);
-            assert!(!["/help", "/list", "/quit", "/join", "/msg", "/ignore"].contains(&w));
+            assert!(!COMMAND_WORDS.contains(&w));
         }
+        Err(CommandError::NickNeedsNick) => assert_eq!(word, "/nick"),
+        Err(CommandError::MeNeedsAction) => assert_eq!(word, "/me"),
+        Err(CommandError::WhoisNeedsNick) => assert_eq!(word, "/whois"),
+        Err(CommandError::UnignoreNeedsNick) => assert_eq!(word, "/unignore"),
         Err(CommandError::JoinNeedsChannel) => {
             assert_eq!(word, "/join");
             assert_eq!(second, None);
