@@ -260,7 +260,7 @@ fn report(d: &Data) -> String {
     let _ = writeln!(s, "\n## How it is measured\n");
     let _ = writeln!(
         s,
-        "`examples/loadgen.rs` (one thread, mio) opens the clients over loopback from \
+        "`examples/loadgen/` (one thread, mio) opens the clients over loopback from \
          127.0.0.2–127.0.0.9, identifies them (`u<i>`), joins them, checks with a barrier \
          message that every client is in its channel, then publishes 64-byte messages open loop \
          at a fixed offered rate (`b<sender>:<step>:<seq>:<scheduled ns>:` + padding). Latency \
