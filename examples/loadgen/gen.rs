@@ -48,6 +48,9 @@ impl Gen {
             scratch: vec![0u8; SCRATCH],
             sh: Shared {
                 base: now,
+                now_cache: (now, 0),
+                reads: 0,
+                colon_space: memchr::memmem::Finder::new(b": "),
                 channels: o.channels,
                 senders,
                 member_keys: Vec::new(),

@@ -98,6 +98,7 @@ impl Gen {
             if c.stalled && !c.draining {
                 return;
             }
+            self.sh.reads += 1;
             match c.sock.read(&mut self.scratch) {
                 Ok(0) => {
                     self.close(key, "eof");

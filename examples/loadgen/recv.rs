@@ -5,12 +5,20 @@ use crate::stats::Shared;
 use crate::WS_KEY;
 use std::time::Instant;
 
+/// A decimal number of 1 to 19 digits (so it cannot overflow) and the bytes after it.
 pub fn parse_u64(b: &[u8]) -> Option<(u64, &[u8])> {
     let mut v: u64 = 0;
     let mut i = 0;
-    while i < b.len() && b[i].is_ascii_digit() {
-        v = v.checked_mul(10)?.checked_add(u64::from(b[i] - b'0'))?;
+    while let Some(&d) = b.get(i) {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + u64::from(d);
         i += 1;
+        if i > 19 {
+            return None;
+        }
     }
     if i == 0 {
         return None;
@@ -43,7 +51,7 @@ pub fn on_text(c: &mut Conn, text: &[u8], now: Instant, sh: &mut Shared) -> Afte
                 return After::Continue;
             }
             // "3:04PM-@nick: text": the first ": " ends the prefix.
-            let Some(p) = memchr::memmem::find(text, b": ") else {
+            let Some(p) = sh.colon_space.find(text) else {
                 return After::Continue;
             };
             let body = &text[p + 2..];
@@ -53,7 +61,7 @@ pub fn on_text(c: &mut Conn, text: &[u8], now: Instant, sh: &mut Shared) -> Afte
                         sh.error("unparsable chat line");
                         return After::Continue;
                     };
-                    let now_ns = now.duration_since(sh.base).as_nanos() as u64;
+                    let now_ns = sh.ns_since_base(now);
                     let lat_us = now_ns.saturating_sub(ns) / 1000;
                     let local = (sender as usize) / sh.channels;
                     if let Some(next) = c.next_seq.get_mut(local) {

@@ -159,6 +159,13 @@ pub struct ChurnRun {
 /// Everything except the poll, the slab and the read buffer (so handlers can borrow both).
 pub struct Shared {
     pub base: Instant,
+    /// The last instant converted by `ns_since_base`, and the result (one read's messages
+    /// share one instant).
+    pub now_cache: (Instant, u64),
+    /// `read` calls on client sockets so far.
+    pub reads: u64,
+    /// Finds the `": "` that ends the prefix of a chat line.
+    pub colon_space: memchr::memmem::Finder<'static>,
     pub channels: usize,
     pub senders: usize,
     /// Member index → slab key.
@@ -186,6 +193,14 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Nanoseconds from the base instant to `now`.
+    pub fn ns_since_base(&mut self, now: Instant) -> u64 {
+        if self.now_cache.0 != now {
+            self.now_cache = (now, now.duration_since(self.base).as_nanos() as u64);
+        }
+        self.now_cache.1
+    }
+
     pub fn error(&mut self, what: &str) {
         *self.errors.entry(what.to_owned()).or_default() += 1;
     }

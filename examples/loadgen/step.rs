@@ -12,6 +12,8 @@ pub struct Window {
     pub live: u64,
     pub wall_s: f64,
     pub own_cpu_s: f64,
+    /// `read` calls during the step.
+    pub reads: u64,
     pub server_cpu_s: Option<f64>,
     pub rss0: Option<u64>,
     pub rss1: Option<u64>,
@@ -63,6 +65,7 @@ impl Gen {
         let rss0 = self.rss();
         self.sh.rss_max_kib = rss0.unwrap_or(0);
         let own0 = Self::own_cpu();
+        let reads0 = self.sh.reads;
         let t0 = Instant::now();
         self.pump(events, end, |_| false);
         self.sh.sched = None;
@@ -74,6 +77,7 @@ impl Gen {
         });
         let wall_s = t0.elapsed().as_secs_f64();
         let own_cpu_s = Self::own_cpu() - own0;
+        let reads = self.sh.reads - reads0;
         let server_cpu_s = match (cpu0, self.cpu()) {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
@@ -95,6 +99,7 @@ impl Gen {
             live,
             wall_s,
             own_cpu_s,
+            reads,
             server_cpu_s,
             rss0,
             rss1,
@@ -160,12 +165,13 @@ impl Gen {
             "server_rss_kib_max": self.sh.rss_max_kib.max(w.rss1.unwrap_or(0)),
             "gen_cpu_pct": (own_pct * 10.0).round() / 10.0,
             "gen_cpu_us_per_delivery": per_delivery(w.own_cpu_s),
+            "gen_deliveries_per_read": (w.reads > 0).then(|| s.received as f64 / w.reads as f64),
             "gen_saturated": saturated,
             "complete": w.complete,
             "ok": ok,
         });
         eprintln!(
-            "  [{}] {}: offered {:.0}/s ({:.1} msg/s) delivered {:.0}/s p50 {:.2} p99 {} max {:.1} ms loss {} gaps {} dups {} disconnects {} srv-cpu {} gen-cpu {:.0}% ({} µs/delivery){}",
+            "  [{}] {}: offered {:.0}/s ({:.1} msg/s) delivered {:.0}/s p50 {:.2} p99 {} max {:.1} ms loss {} gaps {} dups {} disconnects {} srv-cpu {} gen-cpu {:.0}% ({} µs/delivery, {:.1} per read){}",
             self.o.target,
             s.label,
             s.offered_dps,
@@ -181,6 +187,7 @@ impl Gen {
             server_cpu.map_or("-".into(), |c| format!("{:.0}%", c / w.wall_s * 100.0)),
             own_pct,
             per_delivery(w.own_cpu_s).map_or("-".into(), |c| format!("{c:.2}")),
+            s.received as f64 / w.reads.max(1) as f64,
             if saturated { " GENERATOR SATURATED" } else { "" }
         );
         v

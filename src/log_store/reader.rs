@@ -51,6 +51,8 @@ pub struct LogReader {
     buf: Vec<u8>,
     /// In the middle of a line longer than a slice: drop everything up to the next `\n`.
     skipping_long_line: bool,
+    /// Length of the file when it was opened.
+    len_at_open: u64,
 }
 
 impl LogReader {
@@ -61,13 +63,41 @@ impl LogReader {
     ///
     /// When the file cannot be opened.
     pub fn open(path: &Path, start_offset: u64) -> io::Result<LogReader> {
+        let file = File::open(path)?;
+        let len_at_open = file.metadata()?.len();
         Ok(LogReader {
-            file: File::open(path)?,
+            file,
             offset: start_offset,
             skipped: 0,
             buf: Vec::new(),
             skipping_long_line: false,
+            len_at_open,
         })
+    }
+
+    /// Opens the log at `path` for a search from its start: `Ok(None)` when the file does not
+    /// exist (an empty log). [`LogReader::len_at_open`] tells where the log ended then.
+    ///
+    /// # Errors
+    ///
+    /// When the file exists but cannot be opened or its length cannot be read.
+    pub fn open_for_search(path: &Path) -> io::Result<Option<LogReader>> {
+        match LogReader::open(path, 0) {
+            Ok(reader) => Ok(Some(reader)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves to byte `offset` (0, or an offset returned by [`LogReader::offset`]).
+    pub fn seek_to(&mut self, offset: u64) {
+        self.offset = offset;
+        self.skipping_long_line = false;
+    }
+
+    /// The length of the file when it was opened.
+    pub fn len_at_open(&self) -> u64 {
+        self.len_at_open
     }
 
     /// Reads at most `max_bytes` from the current offset and appends the complete lines in
@@ -84,6 +114,23 @@ impl LogReader {
     pub fn next_slice(
         &mut self,
         max_bytes: usize,
+        out: &mut Vec<(u64, LogLine)>,
+    ) -> io::Result<bool> {
+        self.next_slice_where(max_bytes, |_| true, out)
+    }
+
+    /// [`LogReader::next_slice`], parsing only the lines for which `candidate` (given the raw
+    /// line, without its `\n`) returns true; the others are passed over unparsed (and not
+    /// counted as skipped). A cheap necessary condition there saves the JSON parse of most
+    /// lines in a search.
+    ///
+    /// # Errors
+    ///
+    /// As [`LogReader::next_slice`].
+    pub fn next_slice_where(
+        &mut self,
+        max_bytes: usize,
+        mut candidate: impl FnMut(&[u8]) -> bool,
         out: &mut Vec<(u64, LogLine)>,
     ) -> io::Result<bool> {
         if max_bytes == 0 {
@@ -115,7 +162,7 @@ impl LogReader {
             let line = &self.buf[pos..pos + len];
             let line_offset = self.offset + pos as u64;
             pos += len + 1;
-            if is_blank(line) {
+            if !candidate(line) || is_blank(line) {
                 continue;
             }
             match LogLine::from_json(line) {

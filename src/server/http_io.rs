@@ -12,9 +12,10 @@ use crate::server::Chunk;
 use crate::web::{self, WebOutcome};
 use std::borrow::Cow;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-/// Log bytes a query scans per loop pass: small enough to keep each pass to a millisecond or two.
-const QUERY_SLICE_BYTES: usize = rest::SUGGESTED_SLICE_BYTES;
+/// Time the log queries may scan per loop pass, all together (each gets at least one slice).
+const QUERY_BUDGET: Duration = Duration::from_micros(1500);
 
 impl Server {
     pub(super) fn feed_http(&mut self, id: ClientId, data: &[u8]) {
@@ -182,6 +183,7 @@ impl Server {
     /// Scans one slice of the log for every query in progress; answers the finished ones.
     pub(super) fn step_queries(&mut self) {
         let active = std::mem::take(&mut self.queries);
+        let deadline = Instant::now() + QUERY_BUDGET;
         for id in active {
             let Some(conn) = self.io.conn_mut(id) else {
                 continue;
@@ -195,7 +197,7 @@ impl Server {
             let Some(job) = http.query.as_mut() else {
                 continue;
             };
-            match job.step(QUERY_SLICE_BYTES) {
+            match job.step_until(deadline, Instant::now) {
                 None => self.queries.push(id),
                 Some(resp) => {
                     let (head, keep) = (http.query_head, http.query_keep_alive);
