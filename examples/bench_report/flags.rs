@@ -17,7 +17,7 @@ pub fn flags(c: &Ctx<'_>, s: &mut String) {
                 .map(|a| a.iter().collect())
                 .unwrap_or_default(),
             Some("fixed") => vec![r],
-            Some("stalled" | "rest" | "churn") => vec![&r["step"]],
+            Some("stalled" | "rest" | "churn" | "overload") => vec![&r["step"]],
             _ => Vec::new(),
         };
         let sat = steps

@@ -7,6 +7,7 @@ mod data;
 mod flags;
 mod overview;
 mod scenarios;
+mod stress;
 mod tables;
 
 use data::*;
@@ -88,11 +89,12 @@ impl Ctx<'_> {
 fn report(d: &Data) -> String {
     let c = Ctx::new(d);
     let mut s = String::new();
-    let sections: [fn(&Ctx<'_>, &mut String); 15] = [
+    let sections: [fn(&Ctx<'_>, &mut String); 19] = [
         overview::header,
         overview::machine,
         overview::method,
         overview::spec9_targets,
+        stress::spec10_targets,
         tables::knee_table,
         tables::fixed_p99,
         tables::cpu_per_delivery,
@@ -102,6 +104,9 @@ fn report(d: &Data) -> String {
         scenarios::stalled,
         scenarios::churn,
         scenarios::rest_query,
+        stress::overload,
+        stress::join_storm,
+        stress::search_speed,
         scenarios::setup_cost,
         flags::flags,
     ];

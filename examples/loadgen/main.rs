@@ -109,8 +109,10 @@ fn run(o: Opts) -> io::Result<i32> {
         g.knee_dps = None;
         // Grow: connect, identify, join; then the barrier.
         let t_grow = Instant::now();
+        let cpu_grow0 = g.cpu();
         let joined = g.grow_to(&mut events, n);
         let grow_s = t_grow.elapsed().as_secs_f64();
+        let grow_cpu_s = g.cpu().zip(cpu_grow0).map(|(b, a)| b - a);
         let (bar_ok, bar_s) = g.barrier(&mut events);
         let setup_ok = joined && bar_ok;
         // Let the server flush and settle before sampling its RSS.
@@ -141,6 +143,7 @@ fn run(o: Opts) -> io::Result<i32> {
                 "failed": g.sh.failed,
                 "retried": g.sh.retried,
                 "grow_s": grow_s,
+                "grow_server_cpu_s": grow_cpu_s,
                 "barrier_s": bar_s,
                 "setup_s": t_connect.elapsed().as_secs_f64(),
                 "server_rss_kib_before": rss_before,

@@ -47,6 +47,7 @@ USAGE: loadgen [OPTIONS]
   --recover-s S             overload: seconds at the load afterwards (default 10)
   --churn-rate R            connect/identify/quit cycles per second in churn:D (default 200)
   --rest-interval-ms MS     REST query period in rest:D (default 100)
+  --rest-concurrency N      REST queries running at once, at most (default 4)
   --rest-pattern RE         the query's pattern, URL-encoded (default b0%3A)
   --setup-timeout S         deadline to connect, join and pass the barrier (default 120)
   --max-seconds S           hard deadline for the whole run (default 600)
@@ -102,6 +103,7 @@ pub struct Opts {
     pub overload_s: f64,
     pub recover_s: f64,
     pub rest_interval_ms: u64,
+    pub rest_concurrency: usize,
     pub rest_pattern: String,
     pub setup_timeout_s: f64,
     pub max_seconds: f64,
@@ -258,6 +260,10 @@ pub fn parse_opts() -> Result<Opts, String> {
             .opt_value_from_str("--churn-rate")
             .map_err(e)?
             .unwrap_or(200.0),
+        rest_concurrency: a
+            .opt_value_from_str("--rest-concurrency")
+            .map_err(e)?
+            .unwrap_or(4),
         rest_interval_ms: a
             .opt_value_from_str("--rest-interval-ms")
             .map_err(e)?

@@ -74,15 +74,20 @@ impl Gen {
         if let Some(r) = self.sh.rest.as_mut() {
             r.next_at = None;
         }
-        let until = Instant::now() + Duration::from_secs(5);
+        // Queries still running finish (a slow search of a big log may take a while).
+        let until = Instant::now() + Duration::from_secs(30);
         self.pump(events, until, |g| {
             g.sh.rest.as_ref().is_none_or(|r| r.inflight == 0)
         });
-        let r = self.sh.rest.take().unwrap_or_default();
+        let mut r = self.sh.rest.take().unwrap_or_default();
+        r.ok_ms.sort_by(f64::total_cmp);
         json!({
             "queries": r.started,
             "statuses": r.statuses,
             "max_query_ms": r.max_ms,
+            "answered_200": r.ok_ms.len(),
+            "median_query_ms": r.ok_ms.get(r.ok_ms.len() / 2),
+            "min_query_ms": r.ok_ms.first(),
             "step": step,
         })
     }

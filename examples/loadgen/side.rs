@@ -53,7 +53,7 @@ impl Gen {
             return;
         };
         let Some(at) = r.next_at else { return };
-        if at > now || r.inflight >= 4 {
+        if at > now || r.inflight >= self.o.rest_concurrency.max(1) {
             return;
         }
         r.next_at = Some(now + r.interval);
@@ -75,9 +75,13 @@ impl Gen {
     pub fn rest_end(&mut self, status: String, started: Option<Instant>) {
         if let Some(r) = self.sh.rest.as_mut() {
             r.inflight = r.inflight.saturating_sub(1);
-            *r.statuses.entry(status).or_default() += 1;
+            *r.statuses.entry(status.clone()).or_default() += 1;
             if let Some(t) = started {
-                r.max_ms = r.max_ms.max(t.elapsed().as_secs_f64() * 1000.0);
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                r.max_ms = r.max_ms.max(ms);
+                if status == "200" {
+                    r.ok_ms.push(ms);
+                }
             }
         }
     }

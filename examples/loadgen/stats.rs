@@ -142,6 +142,8 @@ pub struct RestRun {
     pub started: u64,
     pub statuses: BTreeMap<String, u64>,
     pub max_ms: f64,
+    /// Durations of the queries answered with 200, in ms.
+    pub ok_ms: Vec<f64>,
     pub inflight: usize,
 }
 
