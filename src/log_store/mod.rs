@@ -29,7 +29,7 @@ mod reader;
 mod repair;
 
 pub use self::append::LogStore;
-pub use self::reader::{LogLine, LogReader};
+pub use self::reader::{LineFilter, LogLine, LogReader};
 
 /// Health of the chat log, for `/status` and `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

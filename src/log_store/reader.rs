@@ -38,6 +38,28 @@ impl LogLine {
     }
 }
 
+/// Which lines of a slice [`LogReader::next_slice_where`] parses.
+pub trait LineFilter {
+    /// The index in `buf` (at or after `from`, which starts a line) of a byte in the first line
+    /// at or after `from` that may pass [`LineFilter::candidate`]; `None` when no line in
+    /// `buf[from..]` can. The default looks at every line.
+    fn next_candidate(&self, _buf: &[u8], from: usize) -> Option<usize> {
+        Some(from)
+    }
+
+    /// Whether `line` (without its `\n`) is to be parsed.
+    fn candidate(&self, line: &[u8]) -> bool;
+}
+
+/// Parses every line.
+struct EveryLine;
+
+impl LineFilter for EveryLine {
+    fn candidate(&self, _: &[u8]) -> bool {
+        true
+    }
+}
+
 /// Reads the log from a byte offset in bounded slices, for the log query.
 ///
 /// Each [`LogReader::next_slice`] reads at most `max_bytes` and returns the complete lines in
@@ -116,13 +138,13 @@ impl LogReader {
         max_bytes: usize,
         out: &mut Vec<(u64, LogLine)>,
     ) -> io::Result<bool> {
-        self.next_slice_where(max_bytes, |_| true, out)
+        self.next_slice_where(max_bytes, &EveryLine, out)
     }
 
-    /// [`LogReader::next_slice`], parsing only the lines for which `candidate` (given the raw
-    /// line, without its `\n`) returns true; the others are passed over unparsed (and not
-    /// counted as skipped). A cheap necessary condition there saves the JSON parse of most
-    /// lines in a search.
+    /// [`LogReader::next_slice`], parsing only the lines `filter` lets through; the others are
+    /// passed over unparsed (and not counted as skipped). A cheap necessary condition there
+    /// saves the JSON parse of most lines in a search, and [`LineFilter::next_candidate`]
+    /// lets it skip runs of lines without looking at each.
     ///
     /// # Errors
     ///
@@ -130,7 +152,7 @@ impl LogReader {
     pub fn next_slice_where(
         &mut self,
         max_bytes: usize,
-        mut candidate: impl FnMut(&[u8]) -> bool,
+        filter: &impl LineFilter,
         out: &mut Vec<(u64, LogLine)>,
     ) -> io::Result<bool> {
         if max_bytes == 0 {
@@ -158,11 +180,31 @@ impl LogReader {
                 }
             }
         }
-        while let Some(len) = self.buf[pos..].iter().position(|&b| b == b'\n') {
-            let line = &self.buf[pos..pos + len];
-            let line_offset = self.offset + pos as u64;
-            pos += len + 1;
-            if !candidate(line) || is_blank(line) {
+        // The complete lines are `buf[pos..complete]`.
+        let complete = self.buf[pos..]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(pos, |i| pos + i + 1);
+        let mut at = pos;
+        while at < complete {
+            let Some(hit) = filter
+                .next_candidate(&self.buf[..complete], at)
+                .filter(|&h| h >= at && h < complete)
+            else {
+                break;
+            };
+            let start = self.buf[at..hit]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(at, |i| at + i + 1);
+            let end = self.buf[hit..complete]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(complete - 1, |i| hit + i);
+            let line = &self.buf[start..end];
+            let line_offset = self.offset + start as u64;
+            at = end + 1;
+            if !filter.candidate(line) || is_blank(line) {
                 continue;
             }
             match LogLine::from_json(line) {
@@ -170,6 +212,7 @@ impl LogReader {
                 Err(_) => self.skipped += 1,
             }
         }
+        pos = complete;
         if pos == 0 && !at_eof {
             // A whole slice without a line break: skip this over-long line.
             self.skipped += 1;

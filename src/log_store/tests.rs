@@ -511,3 +511,61 @@ fn log_line_parse_errors() {
         assert!(LogLine::from_json(bad.as_bytes()).is_err(), "{bad}");
     }
 }
+
+/// Lets through the lines holding `needle`, jumping from one to the next.
+struct Holding(&'static [u8]);
+
+impl LineFilter for Holding {
+    fn next_candidate(&self, buf: &[u8], from: usize) -> Option<usize> {
+        buf[from..]
+            .windows(self.0.len())
+            .position(|w| w == self.0)
+            .map(|i| from + i)
+    }
+
+    fn candidate(&self, line: &[u8]) -> bool {
+        line.windows(self.0.len()).any(|w| w == self.0)
+    }
+}
+
+#[test]
+fn reader_jumps_to_candidate_lines() {
+    let dir = TempDir::new("jump");
+    let path = dir.file("chat.log");
+    let texts = [
+        "needle first",
+        "hay",
+        "hay",
+        "a needle",
+        "hay",
+        "\n",
+        "last needle",
+    ];
+    let mut content = String::new();
+    for (i, text) in texts.iter().enumerate() {
+        if *text == "\n" {
+            content.push('\n');
+        } else {
+            content.push_str(&line(i as u64 + 1, text));
+        }
+    }
+    std::fs::write(&path, &content).unwrap();
+    let (all, _) = read_all(&path, 1 << 16);
+    let want: Vec<_> = all
+        .iter()
+        .filter(|(_, l)| matches!(&l.record, Record::Chat { text, .. } if text.contains("needle")))
+        .cloned()
+        .collect();
+    assert_eq!(want.len(), 3);
+    // In one slice and in slices that cut lines anywhere.
+    for max in [1 << 16, 200, 150] {
+        let mut reader = LogReader::open(&path, 0).unwrap();
+        let mut got = Vec::new();
+        while !reader
+            .next_slice_where(max, &Holding(b"needle"), &mut got)
+            .unwrap()
+        {}
+        assert_eq!(got, want, "slices of {max}");
+        assert_eq!(reader.offset(), content.len() as u64);
+    }
+}

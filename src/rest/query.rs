@@ -441,10 +441,9 @@ impl JobState {
             return Some(self.finish(None));
         }
         self.batch.clear();
-        let prefilter = &self.prefilter;
         let eof = match reader.next_slice_where(
             max_bytes.max(MIN_SLICE_BYTES),
-            |line| prefilter.candidate(line),
+            &self.prefilter,
             &mut self.batch,
         ) {
             Ok(eof) => eof,

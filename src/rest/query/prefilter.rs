@@ -7,6 +7,7 @@
 //! verbatim is checked for those first, and the check is left out otherwise.
 
 use super::Filter;
+use crate::log_store::LineFilter;
 use crate::timefmt::parse_rfc3339_ms;
 use regex::bytes::{Regex, RegexBuilder};
 use regex_syntax::hir::literal::Extractor;
@@ -17,10 +18,10 @@ const HIT_KINDS: [&[u8]; 3] = [b"chat\"", b"private\"", b"announcement\""];
 /// The checks that apply to one search.
 #[derive(Debug)]
 pub(super) struct Prefilter {
-    /// `want"`, ASCII-lowercased, for the channel filter (the value ends with it).
-    channel: Option<Vec<u8>>,
-    /// `want"`, ASCII-lowercased, for the nick filter.
-    nick: Option<Vec<u8>>,
+    /// `want"` in any ASCII case, for the channel filter (the value ends with it).
+    channel: Option<Regex>,
+    /// `want"` in any ASCII case, for the nick filter.
+    nick: Option<Regex>,
     since: Option<i64>,
     until: Option<i64>,
     /// One of the literals every match of the pattern starts with must be in the line.
@@ -32,11 +33,12 @@ pub(super) struct Prefilter {
 impl Prefilter {
     pub(super) fn new(filter: &Filter) -> Prefilter {
         let value_end = |v: &Option<String>| {
-            v.as_deref().filter(|v| is_verbatim(v.as_bytes())).map(|v| {
-                let mut needle = v.as_bytes().to_ascii_lowercase();
-                needle.push(b'"');
-                needle
-            })
+            let v = v.as_deref().filter(|v| is_verbatim(v.as_bytes()))?;
+            // Case-insensitive for ASCII letters only, like the filter itself.
+            RegexBuilder::new(&format!("(?i-u:{})\"", regex::escape(v)))
+                .unicode(false)
+                .build()
+                .ok()
         };
         Prefilter {
             channel: value_end(&filter.channel),
@@ -49,7 +51,7 @@ impl Prefilter {
     }
 
     /// False only for a line that cannot be a hit.
-    pub(super) fn candidate(&self, line: &[u8]) -> bool {
+    pub(super) fn check(&self, line: &[u8]) -> bool {
         if !kind_can_hit(line) {
             return false;
         }
@@ -64,8 +66,7 @@ impl Prefilter {
                 return false;
             }
         }
-        let has =
-            |needle: &Option<Vec<u8>>| needle.as_ref().is_none_or(|n| contains_ascii_ci(line, n));
+        let has = |needle: &Option<Regex>| needle.as_ref().is_none_or(|re| re.is_match(line));
         has(&self.channel) && has(&self.nick)
     }
 
@@ -84,6 +85,26 @@ impl Prefilter {
             return true;
         };
         !(self.since.is_some_and(|s| ts < s) || self.until.is_some_and(|u| ts >= u))
+    }
+}
+
+impl LineFilter for Prefilter {
+    /// Jumps to the next occurrence of something every hit holds (one of the pattern's
+    /// literals, the nick, the channel): the lines before it cannot be hits.
+    fn next_candidate(&self, buf: &[u8], from: usize) -> Option<usize> {
+        let jump = self
+            .literals
+            .as_ref()
+            .or(self.nick.as_ref())
+            .or(self.channel.as_ref());
+        match jump {
+            Some(re) => re.find_at(buf, from).map(|m| m.start()),
+            None => Some(from),
+        }
+    }
+
+    fn candidate(&self, line: &[u8]) -> bool {
+        self.check(line)
     }
 }
 
@@ -119,23 +140,6 @@ fn is_verbatim(s: &[u8]) -> bool {
         && !LINE_BREAKS
             .iter()
             .any(|lb| s.windows(lb.len()).any(|w| w == *lb))
-}
-
-/// Whether `hay` contains `needle` (already ASCII-lowercase), ignoring ASCII case.
-fn contains_ascii_ci(hay: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else {
-        return true;
-    };
-    if hay.len() < needle.len() {
-        return false;
-    }
-    (0..=hay.len() - needle.len()).any(|i| {
-        hay[i].to_ascii_lowercase() == first
-            && hay[i + 1..i + needle.len()]
-                .iter()
-                .zip(rest)
-                .all(|(h, n)| h.to_ascii_lowercase() == *n)
-    })
 }
 
 /// A regex for "one of the literals every match of `pattern` starts with", when there is a
@@ -203,13 +207,13 @@ mod tests {
         ];
         for p in yes {
             assert!(
-                Prefilter::new(&filter(p, None, None)).candidate(chat.as_bytes()),
+                Prefilter::new(&filter(p, None, None)).check(chat.as_bytes()),
                 "{p}"
             );
         }
         for p in ["goodbye", "(?i)xyz", "zz+"] {
             assert!(
-                !Prefilter::new(&filter(p, None, None)).candidate(chat.as_bytes()),
+                !Prefilter::new(&filter(p, None, None)).check(chat.as_bytes()),
                 "{p}"
             );
         }
@@ -232,11 +236,11 @@ mod tests {
         assert_eq!(verbatim_text(plain.as_bytes()), Some("abc 12345"));
         assert_eq!(verbatim_text(escaped.as_bytes()), None);
         let digits = Prefilter::new(&filter(r"\d{5}$", None, None));
-        assert!(digits.candidate(plain.as_bytes()));
+        assert!(digits.check(plain.as_bytes()));
         let nine = Prefilter::new(&filter(r"\d9", None, None));
-        assert!(!nine.candidate(plain.as_bytes()));
+        assert!(!nine.check(plain.as_bytes()));
         // With an escape in the text the pattern is left to the parsed record.
-        assert!(nine.candidate(escaped.as_bytes()));
+        assert!(nine.check(escaped.as_bytes()));
     }
 
     #[test]
@@ -247,14 +251,19 @@ mod tests {
         );
         let join = line("join", r##""nick":"Alice","channel":"#General""##);
         let none = Prefilter::new(&filter("", None, None));
-        assert!(none.candidate(chat.as_bytes()));
-        assert!(!none.candidate(join.as_bytes()));
-        assert!(none.candidate(b"not json at all"));
-        assert!(
-            Prefilter::new(&filter("", Some("general"), Some("ALICE"))).candidate(chat.as_bytes())
-        );
-        assert!(!Prefilter::new(&filter("", Some("gen"), None)).candidate(chat.as_bytes()));
-        assert!(!Prefilter::new(&filter("", None, Some("bob"))).candidate(chat.as_bytes()));
+        assert!(none.check(chat.as_bytes()));
+        assert!(!none.check(join.as_bytes()));
+        assert!(none.check(b"not json at all"));
+        assert!(Prefilter::new(&filter("", Some("general"), Some("ALICE"))).check(chat.as_bytes()));
+        assert!(!Prefilter::new(&filter("", Some("gen"), None)).check(chat.as_bytes()));
+        assert!(!Prefilter::new(&filter("", None, Some("bob"))).check(chat.as_bytes()));
+    }
+
+    #[test]
+    fn non_ascii_nicks_match_exactly_except_for_ascii_case() {
+        let chat = line("chat", r##""nick":"JOSé","channel":"#g","text":"hi""##);
+        assert!(Prefilter::new(&filter("", None, Some("josé"))).check(chat.as_bytes()));
+        assert!(!Prefilter::new(&filter("", None, Some("josÉ"))).check(chat.as_bytes()));
     }
 
     #[test]
@@ -263,11 +272,11 @@ mod tests {
         let at = parse_rfc3339_ms("2026-11-27T00:24:40.123Z").unwrap();
         let mut f = filter("", None, None);
         f.since = Some(at);
-        assert!(Prefilter::new(&f).candidate(chat.as_bytes()));
+        assert!(Prefilter::new(&f).check(chat.as_bytes()));
         f.since = Some(at + 1);
-        assert!(!Prefilter::new(&f).candidate(chat.as_bytes()));
+        assert!(!Prefilter::new(&f).check(chat.as_bytes()));
         f.since = None;
         f.until = Some(at);
-        assert!(!Prefilter::new(&f).candidate(chat.as_bytes()));
+        assert!(!Prefilter::new(&f).check(chat.as_bytes()));
     }
 }
