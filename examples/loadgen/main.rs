@@ -38,13 +38,10 @@ mod stats;
 mod step;
 mod sys;
 
-use conn::Role;
-use conn::St;
 use gen::Gen;
 use mio::Events;
 use opts::{parse_opts, Opts, Phase, USAGE};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -107,69 +104,7 @@ fn run(o: Opts) -> io::Result<i32> {
             m.insert("size".into(), json!(n));
         }
         g.knee_dps = None;
-        // Grow: connect, identify, join; then the barrier.
-        let t_grow = Instant::now();
-        let cpu_grow0 = g.cpu();
-        let joined = g.grow_to(&mut events, n);
-        let grow_s = t_grow.elapsed().as_secs_f64();
-        let grow_cpu_s = g.cpu().zip(cpu_grow0).map(|(b, a)| b - a);
-        let (bar_ok, bar_s) = g.barrier(&mut events);
-        let setup_ok = joined && bar_ok;
-        // Let the server flush and settle before sampling its RSS.
-        let until = Instant::now() + Duration::from_millis(300);
-        g.pump(&mut events, until, |_| false);
-        let rss = g.rss();
-        let per_conn = match (rss, rss_before) {
-            (Some(a), Some(b)) if g.sh.joined > 0 => {
-                Some((a as f64 - b as f64) * 1024.0 / g.sh.joined as f64)
-            }
-            _ => None,
-        };
-        eprintln!(
-            "[{target}] {} joined ({} failed) in {grow_s:.2} s, barrier {bar_s:.2} s{}, server RSS {} KiB{}",
-            g.sh.joined,
-            g.sh.failed,
-            if bar_ok { "" } else { " (TIMED OUT)" },
-            rss.map_or("-".into(), |r| r.to_string()),
-            per_conn.map_or(String::new(), |b| format!(", {b:.0} B per connection"))
-        );
-        emit(
-            &target,
-            "setup",
-            &common,
-            json!({
-                "ok": setup_ok,
-                "joined": g.sh.joined,
-                "failed": g.sh.failed,
-                "retried": g.sh.retried,
-                "grow_s": grow_s,
-                "grow_server_cpu_s": grow_cpu_s,
-                "barrier_s": bar_s,
-                "setup_s": t_connect.elapsed().as_secs_f64(),
-                "server_rss_kib_before": rss_before,
-                "server_rss_kib": rss,
-                "rss_bytes_per_conn": per_conn,
-                "errors": g.sh.errors,
-            }),
-        );
-        if !setup_ok {
-            let mut stuck: BTreeMap<String, u64> = BTreeMap::new();
-            for (_, c) in g.conns.iter() {
-                if c.role == Role::Member && c.st != St::Joined {
-                    let k = format!(
-                        "{:?} {:?} inbuf={} out={}",
-                        c.kind,
-                        c.st,
-                        c.inbuf.len(),
-                        c.out.len() - c.out_pos
-                    );
-                    *stuck.entry(k).or_default() += 1;
-                }
-            }
-            eprintln!(
-                "[{target}] setup failed: errors {:?}, not joined: {stuck:?}",
-                g.sh.errors
-            );
+        if !g.setup_size(&mut events, n, &common, rss_before, t_connect) {
             code = 1;
             break;
         }

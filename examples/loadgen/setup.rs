@@ -1,8 +1,11 @@
 //! Growing the client set and the barrier that checks every member is in its channel.
 
 use crate::conn::{flush, push_line, Role, St};
+use crate::emit;
 use crate::gen::Gen;
 use mio::Events;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 impl Gen {
@@ -89,5 +92,85 @@ impl Gen {
     /// spread evenly over the channels).
     pub fn per_msg(&self) -> f64 {
         self.live_total().max(1) as f64 / self.o.channels as f64
+    }
+
+    /// Grows the client set to `n` (connect, identify, join), checks with the barrier that
+    /// every member is in its channel, samples the server's RSS, and emits the `setup` line.
+    /// Returns false when the setup failed (with what was stuck on stderr).
+    pub fn setup_size(
+        &mut self,
+        events: &mut Events,
+        n: usize,
+        common: &Value,
+        rss_before: Option<u64>,
+        t_connect: Instant,
+    ) -> bool {
+        // Grow: connect, identify, join; then the barrier.
+        let t_grow = Instant::now();
+        let cpu_grow0 = self.cpu();
+        let joined = self.grow_to(events, n);
+        let grow_s = t_grow.elapsed().as_secs_f64();
+        let grow_cpu_s = self.cpu().zip(cpu_grow0).map(|(b, a)| b - a);
+        let (bar_ok, bar_s) = self.barrier(events);
+        let setup_ok = joined && bar_ok;
+        // Let the server flush and settle before sampling its RSS.
+        let until = Instant::now() + Duration::from_millis(300);
+        self.pump(events, until, |_| false);
+        let rss = self.rss();
+        let per_conn = match (rss, rss_before) {
+            (Some(a), Some(b)) if self.sh.joined > 0 => {
+                Some((a as f64 - b as f64) * 1024.0 / self.sh.joined as f64)
+            }
+            _ => None,
+        };
+        eprintln!(
+            "[{}] {} joined ({} failed) in {grow_s:.2} s, barrier {bar_s:.2} s{}, server RSS {} KiB{}",
+            self.o.target,
+            self.sh.joined,
+            self.sh.failed,
+            if bar_ok { "" } else { " (TIMED OUT)" },
+            rss.map_or("-".into(), |r| r.to_string()),
+            per_conn.map_or(String::new(), |b| format!(", {b:.0} B per connection"))
+        );
+        emit(
+            &self.o.target,
+            "setup",
+            common,
+            json!({
+                "ok": setup_ok,
+                "joined": self.sh.joined,
+                "failed": self.sh.failed,
+                "retried": self.sh.retried,
+                "grow_s": grow_s,
+                "grow_server_cpu_s": grow_cpu_s,
+                "barrier_s": bar_s,
+                "setup_s": t_connect.elapsed().as_secs_f64(),
+                "server_rss_kib_before": rss_before,
+                "server_rss_kib": rss,
+                "rss_bytes_per_conn": per_conn,
+                "errors": self.sh.errors,
+            }),
+        );
+        if !setup_ok {
+            let mut stuck: BTreeMap<String, u64> = BTreeMap::new();
+            for (_, c) in self.conns.iter() {
+                if c.role == Role::Member && c.st != St::Joined {
+                    let k = format!(
+                        "{:?} {:?} inbuf={} out={}",
+                        c.kind,
+                        c.st,
+                        c.inbuf.len(),
+                        c.out.len() - c.out_pos
+                    );
+                    *stuck.entry(k).or_default() += 1;
+                }
+            }
+            eprintln!(
+                "[{}] setup failed: errors {:?}, not joined: {stuck:?}",
+                self.o.target, self.sh.errors
+            );
+            return false;
+        }
+        true
     }
 }

@@ -180,7 +180,8 @@ impl Server {
         }
     }
 
-    /// Scans one slice of the log for every query in progress; answers the finished ones.
+    /// Scans the log for the queries in progress, for `QUERY_BUDGET` together; answers the
+    /// finished ones.
     pub(super) fn step_queries(&mut self) {
         let active = std::mem::take(&mut self.queries);
         let deadline = Instant::now() + QUERY_BUDGET;
