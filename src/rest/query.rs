@@ -99,6 +99,11 @@ impl Filter {
                 nick,
                 channel,
                 text,
+            }
+            | Record::Action {
+                nick,
+                channel,
+                text,
             } => (text, Some(channel), [Some(nick), None]),
             Record::Private { from, to, text } => (text, None, [Some(from), Some(to)]),
             Record::Announcement { text, channel, .. } => (text, channel.as_deref(), [None, None]),
@@ -299,10 +304,11 @@ fn compile(pattern: &str) -> Result<Regex, ApiError> {
         })
 }
 
-/// The occurrence line of a chat, private or announcement record:
+/// The occurrence line of a chat, action (`/me`), private or announcement record:
 ///
 /// ```text
 /// 2026-11-27T00:24:40.123Z #general @alice: hi
+/// 2026-11-27T00:24:40.123Z #general * @alice waves
 /// 2026-11-27T00:24:40.123Z @alice -> @bob (private): hi
 /// 2026-11-27T00:24:40.123Z announcement: maintenance at noon
 /// 2026-11-27T00:24:40.123Z #general announcement: maintenance at noon
@@ -317,6 +323,11 @@ pub(crate) fn render_occurrence(line: &LogLine) -> Option<String> {
             channel,
             text,
         } => format!("{ts} {channel} @{nick}: {text}"),
+        Record::Action {
+            nick,
+            channel,
+            text,
+        } => format!("{ts} {channel} * @{nick} {text}"),
         Record::Private { from, to, text } => format!("{ts} @{from} -> @{to} (private): {text}"),
         Record::Announcement {
             text,

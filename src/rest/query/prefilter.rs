@@ -13,7 +13,7 @@ use regex::bytes::{Regex, RegexBuilder};
 use regex_syntax::hir::literal::Extractor;
 
 /// The record kinds a search can hit.
-const HIT_KINDS: [&[u8]; 3] = [b"chat\"", b"private\"", b"announcement\""];
+const HIT_KINDS: [&[u8]; 4] = [b"chat\"", b"action\"", b"private\"", b"announcement\""];
 
 /// The checks that apply to one search.
 #[derive(Debug)]

@@ -592,3 +592,28 @@ fn step_reads_at_least_the_minimum_slice() {
     assert_eq!(steps, 1);
     assert_eq!(occurrences(&body_json(&resp)).len(), 1);
 }
+
+#[test]
+fn actions_are_searched_and_filtered_like_chat() {
+    let dir = TempDir::new("actions");
+    let path = dir.file("chat.log");
+    let action = |seq: u64, nick: &str, channel: &str, text: &str| {
+        chat(seq, T0, nick, channel, text).replace("\"kind\":\"chat\"", "\"kind\":\"action\"")
+    };
+    write_log(
+        &path,
+        &[
+            action(1, "alice", "#general", "waves hello"),
+            action(2, "bob", "#rust", "waves back"),
+            chat(3, T0, "alice", "#general", "no waving here"),
+        ],
+    );
+    let v = run_json(&path, "pattern=waves&nick=alice&channel=general");
+    assert_eq!(
+        occurrences(&v),
+        ["2026-11-27T00:24:40.123Z #general * @alice waves hello"]
+    );
+    assert_eq!(v["records"][0]["kind"], "action");
+    let v = run_json(&path, "pattern=waves");
+    assert_eq!(occurrences(&v).len(), 2);
+}
