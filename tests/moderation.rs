@@ -351,6 +351,49 @@ fn kick_mute_and_ban_by_nick_with_every_string() {
 }
 
 #[test]
+fn nick_to_a_banned_name_is_refused() {
+    let server = start(json!({}));
+    let mut op = operator(&server, "op");
+    let mut bob = user_from(&server, "127.0.0.2", "bob");
+    op.send_line("/ban @mallory spam");
+    op.expect("Banned @mallory permanently.");
+    bob.send_line("/nick Mallory");
+    bob.expect("This nickname is banned.");
+    // Nothing changed: bob is still bob, and can take another name.
+    bob.send_line("/nick robert");
+    bob.expect("You are now known as @robert");
+    op.send_line("/unban @mallory");
+    op.expect("Removed the ban on @mallory.");
+    bob.send_line("/nick mallory");
+    bob.expect("You are now known as @mallory");
+}
+
+#[test]
+fn whois_shows_the_address_to_operators_only() {
+    let server = start(json!({}));
+    let mut ann = user_from(&server, "127.0.0.1", "ann");
+    let mut bob = user_from(&server, "127.0.0.2", "bob");
+    let whois_of = |t: &mut Telnet, nick: &str| {
+        t.send_line(&format!("/whois @{nick}"));
+        t.expect_match("the whois answer", |l| {
+            l.starts_with(&format!("@{nick} is "))
+        })
+    };
+    let line = whois_of(&mut bob, "ann");
+    assert!(!line.contains(", from "), "{line}");
+    let line = whois_of(&mut ann, "bob");
+    assert!(!line.contains(", from "), "before /oper: {line}");
+    ann.send_line(&format!("/oper alice {PASSWORD}"));
+    ann.expect(OPER_OK);
+    let line = whois_of(&mut ann, "ann");
+    assert!(line.ends_with(", from 127.0.0.1"), "{line}");
+    let line = whois_of(&mut ann, "bob");
+    assert!(line.ends_with(", from 127.0.0.2"), "{line}");
+    let line = whois_of(&mut bob, "ann");
+    assert!(!line.contains(", from "), "{line}");
+}
+
+#[test]
 fn cidr_ban_kicks_every_match_and_refuses_new_connections() {
     let mut server = start(json!({}));
     let mut op = operator(&server, "op");

@@ -6,7 +6,7 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const ui = {
-    conn: $('conn'), connSr: $('conn-sr'), retry: $('retry'), me: $('me'), room: $('room'),
+    conn: $('conn'), connSr: $('conn-sr'), retry: $('retry'), me: $('me'), room: $('room'), topic: $('topic'),
     log: $('log'), jump: $('jump'),
     nickPanel: $('nick-panel'), nickForm: $('nick-form'), nickInput: $('nick-input'), nickError: $('nick-error'),
     sendForm: $('send-form'), input: $('input'), send: $('send'), hints: $('hints'),
@@ -20,6 +20,15 @@
     { usage: '/msg @nickname message', fill: '/msg @', desc: 'Send a private message' },
     { usage: '/ignore @nickname', fill: '/ignore @', desc: 'Stop private messages from a user' },
     { usage: '/quit', fill: '/quit', desc: 'Leave the chat server' },
+    { usage: '/nick newnickname', fill: '/nick ', desc: 'Change your nickname' },
+    { usage: '/me action', fill: '/me ', desc: 'Show an action, e.g. /me waves' },
+    { usage: '/topic [text]', fill: '/topic', desc: 'Show or set the channel topic' },
+    { usage: '/away [message]', fill: '/away', desc: 'Mark yourself as away' },
+    { usage: '/back', fill: '/back', desc: 'You are back' },
+    { usage: '/whois @nickname', fill: '/whois @', desc: 'Who is this user?' },
+    { usage: '/channels', fill: '/channels', desc: 'List all channels' },
+    { usage: '/unignore @nickname', fill: '/unignore @', desc: 'Stop ignoring a user' },
+    { usage: '/motd', fill: '/motd', desc: 'Show the message of the day' },
   ];
   const MAX_LINES = 1000;            // keep the page light in long sessions
   const BACKOFF_MIN = 500;           // ms, first reconnect delay
@@ -32,15 +41,22 @@
     priv: new RegExp(`^${TIME} - \\*Private (from|to) @([^\\s:]+): ([\\s\\S]*)$`),
     joined: new RegExp(`^${TIME}-@(\\S+) just joined channel (#\\S+)$`),
     left: new RegExp(`^${TIME}-@(\\S+) left channel (#\\S+)$`),
+    action: new RegExp(`^${TIME}-\\* @(\\S+) ([\\s\\S]*)$`),
+    topicSet: new RegExp(`^${TIME}-@(\\S+) set the topic of (#\\S+): ([\\s\\S]*)$`),
+    renamed: new RegExp(`^${TIME}-@(\\S+) is now known as @(\\S+)$`),
+    topicIs: /^Topic of (#\S+): ([\s\S]*)$/,
+    noTopic: /^(#\S+) has no topic\.$/,
+    knownAs: /^You are now known as @(\S+)$/,
     thanks: /^Thanks (\S+), now please type/,
     already: /^You are already in channel (#\S+)/,
-    error: /^(Unknown command|Could not find|Invalid|You need to|You are not|You are already|You can not|User @|Your message|The server could not|Binary|Please enter a nickname first)|is already ignored\.$/,
+    error: /^(Unknown command|Could not find|Invalid|You need to|You are not|You are already|You can not|User @|Your message|The server could not|Binary|Please enter a nickname first|Another user|Topics are limited)|is (already|not) ignored\.$/,
   };
 
   const s = {
     ws: null,            // the current WebSocket (events from older ones are ignored)
     nick: null,          // nickname the server accepted on this connection
     channel: null,       // channel we are in on this connection
+    topic: null,         // the topic of that channel, when the server told us
     wantNick: null,      // nickname to (re)send after the next welcome
     wantChannel: null,   // channel to re-join after a reconnect
     welcomed: false,     // server has sent its welcome and waits for a nickname
@@ -139,6 +155,21 @@
   // Works out what kind of line this is, tracks our own channel, and adds it to the log.
   function render(text) {
     let m;
+    if ((m = RE.action.exec(text))) {
+      return addLine(text, 'action' + (same(m[2], s.nick) ? ' own' : ''), [
+        ['time', m[1]], ['sep', '-* '], ['nick', '@' + m[2]], ['sep', ' '], ['text', m[3]]]);
+    }
+    if ((m = RE.topicSet.exec(text))) {
+      if (same(m[3], s.channel)) { s.topic = m[4]; renderSession(); }
+      return addLine(text, 'event topic', [['time', m[1]], ['sep', '-'], ['text', text.slice(m[1].length + 1)]]);
+    }
+    if ((m = RE.renamed.exec(text))) {
+      if (same(m[2], s.nick)) { s.nick = s.wantNick = m[3]; renderSession(); }
+      return addLine(text, 'event rename', [['time', m[1]], ['sep', '-'], ['text', text.slice(m[1].length + 1)]]);
+    }
+    if ((m = RE.knownAs.exec(text))) { s.nick = s.wantNick = m[1]; renderSession(); }
+    if ((m = RE.topicIs.exec(text)) && same(m[1], s.channel)) { s.topic = m[2]; renderSession(); }
+    if ((m = RE.noTopic.exec(text)) && same(m[1], s.channel)) { s.topic = null; renderSession(); }
     if ((m = RE.chat.exec(text))) {
       const own = same(m[2], s.nick);
       return addLine(text, own ? 'chat own' : 'chat', [
@@ -151,7 +182,9 @@
     if ((m = RE.joined.exec(text)) || (m = RE.left.exec(text))) {
       const isJoin = text.includes(' just joined channel ');
       if (same(m[2], s.nick)) {
+        const was = s.channel;
         s.channel = isJoin ? m[3] : (same(s.channel, m[3]) ? null : s.channel);
+        if (!same(was, s.channel)) s.topic = null;
         s.wantChannel = s.channel;
         renderSession();
       }
@@ -236,6 +269,8 @@
   function renderSession() {
     ui.me.hidden = !s.nick; ui.me.textContent = s.nick ? '@' + s.nick : '';
     ui.room.hidden = !(s.nick && s.channel); ui.room.textContent = s.channel || '';
+    ui.room.title = s.topic ? `Topic: ${s.topic}` : 'Current channel';
+    ui.topic.hidden = !(s.nick && s.channel && s.topic); ui.topic.textContent = s.topic || '';
     document.title = s.nick && s.channel ? `${s.channel} · chat-server` : 'chat-server';
     // The nickname form shows until a nickname is accepted (not while we log back in by ourselves).
     const showForm = s.needNick && !s.nick;

@@ -87,7 +87,7 @@ pub enum CloseReason {
     IdleTimeout,
     /// The server is shutting down.
     Shutdown,
-    /// The server refused the connection (limits, a ban, too many `/oper` failures).
+    /// The server closed the connection after too many failed `/oper` attempts.
     Refused,
     /// An operator kicked or banned the user.
     Kicked,
@@ -165,7 +165,5 @@ pub trait Outbox {
     fn close(&mut self, id: ClientId, reason: CloseReason);
 }
 
-#[cfg(test)]
-mod moderation_tests;
 #[cfg(test)]
 mod tests;

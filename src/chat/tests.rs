@@ -307,6 +307,15 @@ fn help_is_one_message_in_fixed_order() {
             "/join #channel",
             "/msg @nickname message",
             "/quit",
+            "/nick newnickname",
+            "/me action",
+            "/topic [text]",
+            "/away [message]",
+            "/back",
+            "/whois @nickname",
+            "/channels",
+            "/unignore @nickname",
+            "/motd",
             "/oper name password",
             "/kick @nickname [reason]",
             "/ban @nickname|address|CIDR [duration] [reason]",
@@ -499,3 +508,6 @@ fn stale_ids_are_ignored() {
     assert!(t.out.acts.is_empty());
     assert_eq!(t.core.nick_of(id(0)), Some("alice"));
 }
+
+mod commands;
+mod moderation;

@@ -1,9 +1,9 @@
 //! The shell's side of moderation: loading and saving the state file, refusing banned
 //! addresses at accept, and the client address behind a trusted reverse proxy.
 
-use super::event_loop::Server;
 use super::http_io::View;
 use super::io::ListenKind;
+use super::start::Server;
 use super::state_file;
 use crate::chat::{Actor, BanInfo, ChannelInfo, ClientId, ModError, UserInfo};
 use crate::proto::http::{Request, Response};

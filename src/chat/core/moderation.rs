@@ -177,6 +177,16 @@ impl Moderation {
         self.failures.remove(&id);
     }
 
+    /// A user renamed with `/nick`: a mute on the old nickname moves to the new one, so a
+    /// muted user cannot talk again by renaming.
+    pub(super) fn renamed(&mut self, old: &Nick, new: Nick) {
+        if let Some(mut mute) = self.mutes.remove(&old.lower()) {
+            mute.nick = new;
+            self.mutes.insert(new.lower(), mute);
+            self.dirty = true;
+        }
+    }
+
     fn mute_of(&self, nick: &Nick, now: Now) -> Option<&Mute> {
         self.mutes
             .get(&nick.lower())
@@ -337,11 +347,6 @@ impl ChatCore {
             }
         }
         false
-    }
-
-    fn refuse(&mut self, now: Now, id: ClientId, text: &str, out: &mut impl Outbox) {
-        self.log_error(now, id, text, out);
-        out.send(id, text);
     }
 
     fn oper_command(&mut self, now: Now, id: ClientId, rest: &str, out: &mut impl Outbox) {
@@ -517,10 +522,6 @@ impl ChatCore {
             Ok(text) => out.send(id, &text),
             Err(text) => self.refuse(now, id, &text, out),
         }
-    }
-
-    fn find_user(&self, nick: &str) -> Option<ClientId> {
-        Nick::new(nick).and_then(|n| self.nicks.get(&n.lower()).copied())
     }
 
     /// Closes a user's connection on an operator's behalf: the user is told who did it and
@@ -869,7 +870,7 @@ impl ChatCore {
                     .iter()
                     .filter_map(|m| self.nick_of(*m).map(str::to_string))
                     .collect(),
-                topic: None,
+                topic: c.topic.as_deref().map(str::to_string),
             })
             .collect();
         list.sort_by_key(|c| c.name.to_ascii_lowercase());

@@ -165,3 +165,42 @@ fn state_round_trips_and_drops_ended_entries() {
     );
     assert!(later.load_moderation_state(at(0), "{").is_err());
 }
+
+#[test]
+fn nick_to_a_banned_name_is_refused() {
+    let mut out = Rec::default();
+    let mut core = core_with_users(&mut out, &[("op", [10, 0, 0, 1]), ("bob", [10, 0, 0, 2])]);
+    core.ban(at(1), Actor::Api, "@mallory", None, None, &mut out)
+        .unwrap();
+    out.sent.clear();
+    core.handle_line(at(2), id(2), "/nick MALLORY", &mut out);
+    assert_eq!(out.sent, vec![(2, "This nickname is banned.".to_string())]);
+    assert_eq!(core.nick_of(id(2)), Some("bob"));
+    assert!(out.logs.last().unwrap().contains("\"kind\":\"error\""));
+    // A case-only change is not a new name: it is not checked against the bans.
+    core.handle_line(at(3), id(2), "/nick Bob", &mut out);
+    assert_eq!(core.nick_of(id(2)), Some("Bob"));
+}
+
+#[test]
+fn a_mute_follows_a_rename() {
+    let mut out = Rec::default();
+    let mut core = core_with_users(&mut out, &[("op", [10, 0, 0, 1]), ("loud", [10, 0, 0, 2])]);
+    core.mute(at(1), Actor::Api, "loud", None, &mut out)
+        .unwrap();
+    assert!(core.take_moderation_state().is_some());
+    core.handle_line(at(2), id(2), "/nick quiet", &mut out);
+    assert_eq!(core.nick_of(id(2)), Some("quiet"));
+    out.sent.clear();
+    core.handle_line(at(3), id(2), "/me shouts", &mut out);
+    assert_eq!(out.sent, vec![(2, "You are muted.".to_string())]);
+    let state = core.take_moderation_state().unwrap();
+    assert!(
+        state.contains("\"quiet\"") && !state.contains("\"loud\""),
+        "{state}"
+    );
+    assert_eq!(
+        core.unmute(at(4), Actor::Api, "quiet", &mut out),
+        Ok("quiet".into())
+    );
+}
