@@ -58,6 +58,7 @@ fn known_keys_match_the_struct() {
         "output_hard_limit_bytes",
         "output_soft_limit_bytes",
         "output_soft_limit_s",
+        "backlog_high_bytes",
         "lines_burst",
         "lines_per_s",
         "max_connections",
@@ -93,7 +94,7 @@ fn every_key_parses() {
         "allowed_origins": ["https://chat.example.com", "http://localhost:8080"],
         "max_line_bytes": 100, "max_input_bytes": 200, "nick_timeout_s": 0.2,
         "output_hard_limit_bytes": 2048, "output_soft_limit_bytes": 1024,
-        "output_soft_limit_s": 1.5, "lines_burst": 1, "lines_per_s": 0.5,
+        "output_soft_limit_s": 1.5, "backlog_high_bytes": 4096, "lines_burst": 1, "lines_per_s": 0.5,
         "max_connections": 10, "max_connections_per_ip": 2, "limit_loopback": true,
         "ws_max_message_bytes": 125, "ws_read_buffer_bytes": 1024,
         "ws_handshake_timeout_s": 1, "ws_ping_interval_s": 2, "ws_idle_timeout_s": 3,
@@ -119,6 +120,7 @@ fn every_key_parses() {
         output_hard_limit_bytes: 2048,
         output_soft_limit_bytes: 1024,
         output_soft_limit_s: 1.5,
+        backlog_high_bytes: 4096,
         lines_burst: 1,
         lines_per_s: 0.5,
         max_connections: Some(10),
@@ -318,6 +320,7 @@ fn rejects_bad_output_limits() {
         c.output_soft_limit_bytes = c.output_hard_limit_bytes + 1
     });
     assert!(e.contains("\"output_hard_limit_bytes\""), "{e}");
+    invalid("backlog_high_bytes", |c| c.backlog_high_bytes = 1023);
     let ok = Config {
         output_soft_limit_bytes: 1024,
         output_hard_limit_bytes: 1024,

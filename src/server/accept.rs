@@ -177,6 +177,7 @@ impl Server {
             dirty: false,
             read_pending: false,
             seen_line: false,
+            held: false,
             tokens: self.settings.lines_burst,
             refilled_ms: ms32(now.mono_ms),
             backlog: None,

@@ -105,6 +105,8 @@ pub struct Conn {
     pub read_pending: bool,
     /// The peer has sent at least one line (for the HTTP-on-telnet check).
     pub seen_line: bool,
+    /// In the overload queue: its backlog waits for turns after a pause.
+    pub held: bool,
     /// Line tokens left (rate limit).
     pub tokens: f32,
     /// When tokens were last refilled ([`ms32`]).

@@ -58,10 +58,12 @@ impl Server {
                 }
             }
             self.resume_pending_reads();
+            self.resume_held();
             self.fire_timers();
             self.step_queries();
             self.reap();
             self.flush();
+            self.check_backlog();
             if self.shutdown_due() {
                 return self.finish_shutdown();
             }
@@ -73,6 +75,7 @@ impl Server {
             || !self.io.dirty.is_empty()
             || !self.io.reap.is_empty()
             || self.http.busy()
+            || self.overload.busy()
         {
             return Some(Duration::ZERO);
         }

@@ -14,6 +14,7 @@ mod io;
 mod limits;
 mod metrics;
 mod output;
+mod overload;
 mod settings;
 mod shutdown;
 mod start;

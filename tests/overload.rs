@@ -1,0 +1,157 @@
+//! Overload (README "Overload"): when the server falls behind, it is never the readers'
+//! fault. Senders flood one channel far faster than the server can fan their lines out to
+//! readers that keep reading; nobody is disconnected and every reader gets every line, in
+//! each sender's order. Bounded by generous deadlines; no assertion on timing.
+
+mod common;
+
+use common::probe::metric;
+use common::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Readers in the channel (the first `SENDERS` of them also send).
+const READERS: usize = 24;
+const SENDERS: usize = 8;
+/// Lines per sender, all written at once.
+const LINES: usize = 1000;
+/// How long the readers may take to get everything, on a loaded machine.
+const DEADLINE_ALL: Duration = Duration::from_secs(120);
+
+/// What one reader got.
+struct Got {
+    /// Lines received from each sender, in order.
+    counts: [usize; SENDERS],
+    /// The first out-of-order or unexpected line, if any.
+    error: Option<String>,
+    /// The server closed the connection.
+    closed: bool,
+}
+
+/// Reads chat lines until every sender's `LINES` have arrived (or EOF, or the deadline).
+fn read_all(mut stream: TcpStream, end: Instant) -> Got {
+    let mut got = Got {
+        counts: [0; SENDERS],
+        error: None,
+        closed: false,
+    };
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    while got.counts.iter().any(|&n| n < LINES) && Instant::now() < end {
+        let left = end.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) if got.counts.iter().any(|&n| n < LINES) => {
+                got.closed = Instant::now() < end;
+                break;
+            }
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        let mut start = 0;
+        while let Some(i) = buf[start..].windows(2).position(|w| w == b"\r\n") {
+            let line = String::from_utf8_lossy(&buf[start..start + i]).into_owned();
+            start += i + 2;
+            let Some((nick, text)) = parse_chat(&line) else {
+                continue; // join notices and the like
+            };
+            let Some(s) = nick.strip_prefix('s').and_then(|s| s.parse::<usize>().ok()) else {
+                continue;
+            };
+            let expected = format!("{:05} {}", got.counts[s], pad());
+            if text != expected && got.error.is_none() {
+                got.error = Some(format!("from {nick}: {text:?}, expected {expected:?}"));
+            }
+            got.counts[s] += 1;
+        }
+        buf.drain(..start);
+    }
+    got
+}
+
+/// Filler that makes each line about 64 bytes.
+fn pad() -> String {
+    "x".repeat(48)
+}
+
+#[test]
+fn a_flood_beyond_the_servers_capacity_disconnects_nobody_and_loses_nothing() {
+    let config = json!({
+        "lines_burst": 1_000_000,
+        "lines_per_s": 1_000_000.0,
+        // The server's backlog may reach 1 MiB, about 40 KiB per reader: more than the
+        // caps, which judge only a socket that pushes back, and these readers keep reading.
+        "output_hard_limit_bytes": 32_768,
+        "output_soft_limit_bytes": 16_384,
+        "output_soft_limit_s": 10,
+        "backlog_high_bytes": 1_048_576,
+    });
+    let mut srv = Server::start_expecting(config, &["telnet", "rest"]);
+    let rest = srv.addr("rest");
+    let clients: Vec<Telnet> = (0..READERS)
+        .map(|i| {
+            let nick = if i < SENDERS {
+                format!("s{i}")
+            } else {
+                format!("r{i}")
+            };
+            srv.user_in(&nick, "#flood")
+        })
+        .collect();
+    let end = Instant::now() + DEADLINE_ALL;
+    let readers: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let stream = c.stream().try_clone().unwrap();
+            thread::spawn(move || read_all(stream, end))
+        })
+        .collect();
+    let senders: Vec<_> = clients[..SENDERS]
+        .iter()
+        .map(|c| {
+            let mut stream = c.stream().try_clone().unwrap();
+            thread::spawn(move || {
+                let mut batch = Vec::new();
+                for n in 0..LINES {
+                    batch.extend_from_slice(format!("{n:05} {}\r\n", pad()).as_bytes());
+                }
+                stream.write_all(&batch)
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join()
+            .unwrap()
+            .expect("a sender could not write its lines");
+    }
+    let results: Vec<Got> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    let overflow = metric(rest, "chat_disconnects_total{reason=\"output_overflow\"}");
+    let pauses = metric(rest, "chat_input_pauses_total");
+    eprintln!(
+        "{SENDERS} senders x {LINES} lines to {READERS} readers ({} deliveries): chat input \
+         paused {pauses} times",
+        SENDERS * LINES * READERS
+    );
+    for (i, got) in results.iter().enumerate() {
+        assert!(!got.closed, "reader {i} was disconnected: {:?}", got.counts);
+        assert_eq!(got.error, None, "reader {i}: a line out of order");
+        assert_eq!(
+            got.counts, [LINES; SENDERS],
+            "reader {i} did not get every line within {DEADLINE_ALL:?}"
+        );
+    }
+    assert_eq!(overflow, 0, "readers disconnected for output");
+    assert!(
+        srv.log_kind("close").is_empty(),
+        "closes: {:?}",
+        srv.log_kind("close")
+    );
+    // The flood queues far more than backlog_high_bytes in one loop pass, so input paused.
+    assert!(pauses > 0, "chat input never paused");
+    drop(clients);
+}
