@@ -105,6 +105,10 @@ define_config! {
     /// Output queued on connections whose sockets are not pushing back (the server's own
     /// backlog) above which chat input is paused, until it is below half of this.
     backlog_high_bytes: usize = 16 << 20,
+    /// Channels with more members than this get their join and leave notices summed up.
+    presence_notice_max_members: usize = 500,
+    /// At most one join/leave summary per big channel per this many seconds.
+    presence_notice_interval_s: f64 = 10.0,
     /// Lines a connection may send in a burst.
     lines_burst: u32 = 20,
     /// Lines per second a connection may send after its burst; above this the server stops
@@ -290,6 +294,10 @@ impl Config {
             ("http_body_timeout_s", self.http_body_timeout_s),
             ("tcp_keepalive_s", self.tcp_keepalive_s),
             ("shutdown_grace_s", self.shutdown_grace_s),
+            (
+                "presence_notice_interval_s",
+                self.presence_notice_interval_s,
+            ),
         ];
         for (key, secs) in seconds {
             if !(secs.is_finite() && secs > 0.0) {

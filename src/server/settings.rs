@@ -3,6 +3,7 @@
 use super::conn::{elapsed, ms32, Conn};
 use super::io::OutputLimits;
 use super::limits::fd_limit;
+use crate::chat::PresenceConfig;
 use crate::config::{duration, Config};
 use crate::proto::http::HttpLimits;
 use crate::proto::telnet::TelnetLimits;
@@ -31,6 +32,7 @@ pub(super) struct Settings {
     pub shutdown_grace_ms: u64,
     pub output: OutputLimits,
     pub backlog_high: usize,
+    pub presence: PresenceConfig,
     pub nick_timeout_ms: u64,
     pub http: HttpLimits,
     pub http_header_ms: u64,
@@ -71,6 +73,10 @@ impl From<&Config> for Settings {
                 close_flush_ms: CLOSE_FLUSH_MS,
             },
             backlog_high: config.backlog_high_bytes,
+            presence: PresenceConfig {
+                max_members: config.presence_notice_max_members,
+                interval_ms: ms(config.presence_notice_interval_s),
+            },
             nick_timeout_ms: ms(config.nick_timeout_s),
             http: HttpLimits {
                 max_header: config.http_max_header_bytes,

@@ -84,9 +84,10 @@ impl Server {
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
-        let core = ChatCore::new(CoreConfig {
+        let mut core = ChatCore::new(CoreConfig {
             nick_timeout_ms: settings.nick_timeout_ms,
         });
+        core.set_presence(settings.presence);
         Ok(Server {
             poll,
             core,
