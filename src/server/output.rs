@@ -4,10 +4,12 @@
 //! A socket pushes back when a write would block; it stops pushing back when a write takes
 //! everything offered (the queue, or the per-pass budget). Only bytes queued while the socket
 //! pushes back count against the caps ("judged" bytes): a reader that takes every byte it is
-//! offered is never disconnected for output, however far behind the server is. Every other
-//! queued byte is the server's own backlog, summed over all connections in `backlog`, which
-//! the shell keeps under its watermark by pausing chat input. Pure: no sockets, so the rules
-//! are tested with fake writers, and the fan-out benchmark drives this code.
+//! offered is never disconnected for output, however far behind the server is. The bytes
+//! queued on connections that are not pushing back are the server's own backlog, summed over
+//! all connections in `backlog`, which the shell keeps under its watermark by pausing chat
+//! input. (A connection that pushes back leaves the backlog with all its bytes, so a stalled
+//! reader can never hold the input paused.) Pure: no sockets, so the rules are tested with
+//! fake writers, and the fan-out benchmark drives this code.
 
 use super::buffer::{Chunk, OutQueue, Written};
 use std::io::{self, Write};
@@ -71,6 +73,16 @@ impl Output {
         self.over_soft_since
     }
 
+    /// What this connection adds to the server's backlog: everything it has queued, unless
+    /// its socket pushes back.
+    fn in_backlog(&self) -> usize {
+        if self.pushed_back {
+            0
+        } else {
+            self.len()
+        }
+    }
+
     /// Queues a chunk without the caps (an HTTP response, whose size is known).
     pub fn push(&mut self, chunk: Chunk, backlog: &mut usize) {
         let n = chunk.len();
@@ -103,9 +115,9 @@ impl Output {
     }
 
     /// Writes what `budget` allows (see [`OutQueue::write_to`]) and updates the push-back
-    /// state: a write that would block starts it; one that takes all it was offered ends it
-    /// (the judged bytes become backlog again). Bytes written leave the backlog first (they
-    /// were queued first), then the judged bytes.
+    /// state: a write that would block starts it (the connection's bytes leave the backlog);
+    /// one that takes all it was offered ends it (they are all backlog again, none judged).
+    /// The judged bytes are the queue's last ones, so they are written last.
     pub fn write_to(
         &mut self,
         w: &mut impl Write,
@@ -114,21 +126,22 @@ impl Output {
         backlog: &mut usize,
     ) -> io::Result<Written> {
         let before = self.queue.len();
+        let counted = self.in_backlog();
         let result = self.queue.write_to(w, budget);
         let written = before - self.queue.len();
-        let unjudged = before.saturating_sub(self.judged());
-        let from_backlog = written.min(unjudged);
-        *backlog = backlog.saturating_sub(from_backlog);
-        self.judged = self.judged.saturating_sub((written - from_backlog) as u32);
+        let earlier = before.saturating_sub(self.judged());
+        self.judged = self
+            .judged
+            .saturating_sub(written.saturating_sub(earlier) as u32);
         match &result {
             Ok(w) if w.blocked => self.pushed_back = true,
-            Ok(_) if self.pushed_back => {
+            Ok(_) => {
                 self.pushed_back = false;
-                *backlog += self.judged();
                 self.judged = 0;
             }
-            _ => {}
+            Err(_) => {}
         }
+        *backlog = backlog.saturating_sub(counted) + self.in_backlog();
         if self.judged() <= soft {
             self.over_soft_since = 0;
         }
@@ -137,7 +150,7 @@ impl Output {
 
     /// Drops everything queued (the connection is closing at once).
     pub fn clear(&mut self, backlog: &mut usize) {
-        *backlog = backlog.saturating_sub(self.len() - self.judged());
+        *backlog = backlog.saturating_sub(self.in_backlog());
         *self = Output::default();
     }
 }
@@ -236,7 +249,8 @@ mod tests {
             .write_to(&mut sock, BUDGET, CAPS.soft, &mut backlog)
             .unwrap();
         assert!(w.blocked && out.pushed_back());
-        assert_eq!((out.judged(), backlog), (0, 5000));
+        // A connection that pushes back is no part of the server's backlog.
+        assert_eq!((out.judged(), out.len(), backlog), (0, 5000, 0));
         // Now every byte counts: over the soft cap once, then cut at the hard cap.
         let mut results = Vec::new();
         loop {
@@ -254,13 +268,13 @@ mod tests {
         );
         assert_eq!(out.over_soft_since(), 7);
         assert_eq!(out.judged(), 4000, "cut when 100 more would pass 4096");
-        assert_eq!(backlog, 5000, "the backlog did not grow");
+        assert_eq!(backlog, 0, "the backlog did not grow");
         out.clear(&mut backlog);
         assert_eq!((backlog, out.len(), out.judged()), (0, 0, 0));
     }
 
     #[test]
-    fn draining_ends_the_push_back_and_writes_leave_the_backlog_first() {
+    fn draining_ends_the_push_back_and_the_judged_bytes_are_written_last() {
         let mut out = Output::default();
         let mut backlog = 0;
         out.push(chunk(1000), &mut backlog);
@@ -272,11 +286,11 @@ mod tests {
             .write_to(&mut sock, BUDGET, CAPS.soft, &mut backlog)
             .unwrap();
         assert!(w.blocked);
-        assert_eq!((backlog, out.judged()), (400, 0));
+        assert_eq!((backlog, out.judged(), out.len()), (0, 0, 400));
         let pushed = out.push_capped(chunk(2000), &CAPS, 7, &mut backlog);
         assert_eq!(pushed, Pushed::OverSoft);
-        assert_eq!((backlog, out.judged()), (400, 2000));
-        // Room for 1,000: the 400 backlog bytes go first, then 600 judged ones; still
+        assert_eq!((backlog, out.judged()), (0, 2000));
+        // Room for 1,000: the 400 earlier bytes go first, then 600 judged ones; still
         // pushing back.
         sock.room = 1000;
         let w = out
@@ -304,7 +318,7 @@ mod tests {
         for _ in 0..10 {
             out.push(chunk(1000), &mut backlog);
         }
-        assert_eq!((backlog, out.judged()), (10, 10_000));
+        assert_eq!((backlog, out.judged()), (0, 10_000));
         let mut sock = FakeSocket::taking_everything();
         let w = out
             .write_to(&mut sock, 4000, CAPS.soft, &mut backlog)
