@@ -40,13 +40,14 @@ fn read_all(mut stream: TcpStream, end: Instant) -> Got {
     };
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];
-    while got.counts.iter().any(|&n| n < LINES) && Instant::now() < end {
+    let missing = |got: &Got| got.counts.iter().any(|&n| n < LINES);
+    while missing(&got) && Instant::now() < end {
         let left = end.saturating_duration_since(Instant::now());
         stream
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .unwrap();
         match stream.read(&mut chunk) {
-            Ok(0) | Err(_) if got.counts.iter().any(|&n| n < LINES) => {
+            Ok(0) | Err(_) if missing(&got) => {
                 got.closed = Instant::now() < end;
                 break;
             }
@@ -154,4 +155,115 @@ fn a_flood_beyond_the_servers_capacity_disconnects_nobody_and_loses_nothing() {
     // The flood queues far more than backlog_high_bytes in one loop pass, so input paused.
     assert!(pauses > 0, "chat input never paused");
     drop(clients);
+}
+
+/// Reads chat lines from `s0` until its line `end`: how many came before it, in order, and
+/// whether the server closed the connection first.
+fn read_until_end(mut stream: TcpStream, end: Instant) -> (usize, Option<String>, bool) {
+    let (mut count, mut error) = (0, None);
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    while Instant::now() < end {
+        let left = end.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return (count, error, Instant::now() < end),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        let mut start = 0;
+        while let Some(i) = buf[start..].windows(2).position(|w| w == b"\r\n") {
+            let line = String::from_utf8_lossy(&buf[start..start + i]).into_owned();
+            start += i + 2;
+            match parse_chat(&line) {
+                Some(("s0", "end")) => return (count, error, false),
+                Some(("s0", text)) => {
+                    let expected = format!("{count:05} {}", pad());
+                    if text != expected && error.is_none() {
+                        error = Some(format!("{text:?}, expected {expected:?}"));
+                    }
+                    count += 1;
+                }
+                _ => {}
+            }
+        }
+        buf.drain(..start);
+    }
+    (count, error, false)
+}
+
+/// Readers that never read are cut at the caps even while the server is behind, and they
+/// never hold chat input paused: the others still get every line.
+#[test]
+fn stalled_readers_are_cut_and_never_hold_the_input_paused() {
+    const STALLED: usize = 4;
+    const ACTIVE: usize = 4;
+    /// Lines per batch; batches go on until every stalled reader is cut.
+    const BATCH: usize = 2000;
+    let config = json!({
+        "lines_burst": 1_000_000,
+        "lines_per_s": 1_000_000.0,
+        "output_hard_limit_bytes": 32_768,
+        "output_soft_limit_bytes": 16_384,
+        "output_soft_limit_s": 10,
+        "backlog_high_bytes": 65_536,
+    });
+    let mut srv = Server::start_expecting(config, &["telnet", "rest"]);
+    let (telnet, rest) = (srv.addr("telnet"), srv.addr("rest"));
+    let mut stalled = Vec::new();
+    for i in 0..STALLED {
+        let nick = format!("z{i}");
+        let mut t = Telnet::from_stream(common::sockets::connect_small_rcvbuf(telnet, 4096));
+        t.expect_match("the greeting", |l| l.starts_with("Welcome to chat server."));
+        t.send_line(&nick);
+        t.expect(&thanks(&nick));
+        t.send_line("/join #flood");
+        t.expect(&others(i));
+        t.expect_match("the joined notice", |l| {
+            is_event(l, &nick, "just joined channel #flood")
+        });
+        stalled.push(t); // never read again
+    }
+    let clients: Vec<Telnet> = (0..ACTIVE)
+        .map(|i| srv.user_in(&format!("s{i}"), "#flood"))
+        .collect();
+    let end = Instant::now() + DEADLINE_ALL;
+    let readers: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let stream = c.stream().try_clone().unwrap();
+            thread::spawn(move || read_until_end(stream, end))
+        })
+        .collect();
+    // Input held paused would stop the sender's lines, and with them this writer (the
+    // write timeout turns that into a failure).
+    let mut writer = clients[0].stream().try_clone().unwrap();
+    writer.set_write_timeout(Some(DEADLINE_ALL)).unwrap();
+    let mut sent = 0;
+    while metric(rest, "chat_disconnects_total{reason=\"output_overflow\"}") < STALLED as u64 {
+        assert!(Instant::now() < end, "the stalled readers were not cut");
+        let mut batch = Vec::new();
+        for n in sent..sent + BATCH {
+            batch.extend_from_slice(format!("{n:05} {}\r\n", pad()).as_bytes());
+        }
+        writer
+            .write_all(&batch)
+            .expect("the sender could not write");
+        sent += BATCH;
+    }
+    writer.write_all(b"end\r\n").unwrap();
+    for (i, r) in readers.into_iter().enumerate() {
+        let (count, error, closed) = r.join().unwrap();
+        assert!(
+            !closed,
+            "active reader {i} was disconnected after {count} lines"
+        );
+        assert_eq!(error, None, "active reader {i}: a line out of order");
+        assert_eq!(count, sent, "active reader {i} did not get every line");
+    }
+    let cut = metric(rest, "chat_disconnects_total{reason=\"output_overflow\"}");
+    assert_eq!(cut, STALLED as u64, "only the stalled readers are cut");
+    eprintln!("{STALLED} stalled readers cut after {sent} lines");
+    drop((stalled, clients));
 }
