@@ -75,6 +75,42 @@ fn read_all(mut stream: TcpStream, end: Instant) -> Got {
     got
 }
 
+/// A thread per client reading its connection with `read`.
+fn spawn_readers<T: Send + 'static>(
+    clients: &[Telnet],
+    read: impl Fn(TcpStream) -> T + Clone + Send + 'static,
+) -> Vec<thread::JoinHandle<T>> {
+    clients
+        .iter()
+        .map(|c| {
+            let stream = c.stream().try_clone().unwrap();
+            let read = read.clone();
+            thread::spawn(move || read(stream))
+        })
+        .collect()
+}
+
+/// The numbered lines `range` as a sender types them.
+fn lines(range: std::ops::Range<usize>) -> Vec<u8> {
+    range
+        .flat_map(|n| format!("{n:05} {}\r\n", pad()).into_bytes())
+        .collect()
+}
+
+/// A server without a line rate limit, with small output caps (32 KiB at once, 16 KiB for
+/// 10 s) and the backlog watermark `backlog_high`.
+fn flood_server(backlog_high: usize) -> Server {
+    let config = json!({
+        "lines_burst": 1_000_000,
+        "lines_per_s": 1_000_000.0,
+        "output_hard_limit_bytes": 32_768,
+        "output_soft_limit_bytes": 16_384,
+        "output_soft_limit_s": 10,
+        "backlog_high_bytes": backlog_high,
+    });
+    Server::start_expecting(config, &["telnet", "rest"])
+}
+
 /// Filler that makes each line about 64 bytes.
 fn pad() -> String {
     "x".repeat(48)
@@ -82,17 +118,9 @@ fn pad() -> String {
 
 #[test]
 fn a_flood_beyond_the_servers_capacity_disconnects_nobody_and_loses_nothing() {
-    let config = json!({
-        "lines_burst": 1_000_000,
-        "lines_per_s": 1_000_000.0,
-        // The server's backlog may reach 1 MiB, about 40 KiB per reader: more than the
-        // caps, which judge only a socket that pushes back, and these readers keep reading.
-        "output_hard_limit_bytes": 32_768,
-        "output_soft_limit_bytes": 16_384,
-        "output_soft_limit_s": 10,
-        "backlog_high_bytes": 1_048_576,
-    });
-    let mut srv = Server::start_expecting(config, &["telnet", "rest"]);
+    // The server's backlog may reach 1 MiB, about 40 KiB per reader: more than the caps,
+    // which judge only a socket that pushes back, and these readers keep reading.
+    let mut srv = flood_server(1_048_576);
     let rest = srv.addr("rest");
     let clients: Vec<Telnet> = (0..READERS)
         .map(|i| {
@@ -105,24 +133,12 @@ fn a_flood_beyond_the_servers_capacity_disconnects_nobody_and_loses_nothing() {
         })
         .collect();
     let end = Instant::now() + DEADLINE_ALL;
-    let readers: Vec<_> = clients
-        .iter()
-        .map(|c| {
-            let stream = c.stream().try_clone().unwrap();
-            thread::spawn(move || read_all(stream, end))
-        })
-        .collect();
+    let readers = spawn_readers(&clients, move |stream| read_all(stream, end));
     let senders: Vec<_> = clients[..SENDERS]
         .iter()
         .map(|c| {
             let mut stream = c.stream().try_clone().unwrap();
-            thread::spawn(move || {
-                let mut batch = Vec::new();
-                for n in 0..LINES {
-                    batch.extend_from_slice(format!("{n:05} {}\r\n", pad()).as_bytes());
-                }
-                stream.write_all(&batch)
-            })
+            thread::spawn(move || stream.write_all(&lines(0..LINES)))
         })
         .collect();
     for s in senders {
@@ -201,15 +217,7 @@ fn stalled_readers_are_cut_and_never_hold_the_input_paused() {
     const ACTIVE: usize = 4;
     /// Lines per batch; batches go on until every stalled reader is cut.
     const BATCH: usize = 2000;
-    let config = json!({
-        "lines_burst": 1_000_000,
-        "lines_per_s": 1_000_000.0,
-        "output_hard_limit_bytes": 32_768,
-        "output_soft_limit_bytes": 16_384,
-        "output_soft_limit_s": 10,
-        "backlog_high_bytes": 65_536,
-    });
-    let mut srv = Server::start_expecting(config, &["telnet", "rest"]);
+    let mut srv = flood_server(65_536);
     let (telnet, rest) = (srv.addr("telnet"), srv.addr("rest"));
     let mut stalled = Vec::new();
     for i in 0..STALLED {
@@ -229,13 +237,7 @@ fn stalled_readers_are_cut_and_never_hold_the_input_paused() {
         .map(|i| srv.user_in(&format!("s{i}"), "#flood"))
         .collect();
     let end = Instant::now() + DEADLINE_ALL;
-    let readers: Vec<_> = clients
-        .iter()
-        .map(|c| {
-            let stream = c.stream().try_clone().unwrap();
-            thread::spawn(move || read_until_end(stream, end))
-        })
-        .collect();
+    let readers = spawn_readers(&clients, move |stream| read_until_end(stream, end));
     // Input held paused would stop the sender's lines, and with them this writer (the
     // write timeout turns that into a failure).
     let mut writer = clients[0].stream().try_clone().unwrap();
@@ -243,10 +245,7 @@ fn stalled_readers_are_cut_and_never_hold_the_input_paused() {
     let mut sent = 0;
     while metric(rest, "chat_disconnects_total{reason=\"output_overflow\"}") < STALLED as u64 {
         assert!(Instant::now() < end, "the stalled readers were not cut");
-        let mut batch = Vec::new();
-        for n in sent..sent + BATCH {
-            batch.extend_from_slice(format!("{n:05} {}\r\n", pad()).as_bytes());
-        }
+        let batch = lines(sent..sent + BATCH);
         writer
             .write_all(&batch)
             .expect("the sender could not write");
