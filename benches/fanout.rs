@@ -14,7 +14,7 @@ use chat_server::chat::{
 };
 use chat_server::record::Record;
 use chat_server::server::{encode, Caps, Chunk, Encoded, Output, Pushed, Wire};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, IoSlice, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -267,4 +267,21 @@ fn bench_fanout(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_fanout);
-criterion_main!(benches);
+/// With `FANOUT_COUNT=N` in the environment: set up a 1,000-member channel, publish `N`
+/// times and exit, without criterion; for instruction counts (`valgrind --tool=callgrind`
+/// with N and 0, subtracted), which a busy machine does not disturb.
+fn main() {
+    if let Some(n) = std::env::var("FANOUT_COUNT")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        let (mut core, mut out) = setup(1_000);
+        for _ in 0..n {
+            publish(&mut core, &mut out);
+        }
+        println!("{n} publishes to 1000 members");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -49,16 +49,19 @@ pub struct Output {
 
 impl Output {
     /// Unwritten bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.queue.len()
     }
 
     /// True when nothing is waiting.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
     /// The bytes the caps judge.
+    #[inline]
     pub fn judged(&self) -> usize {
         self.judged as usize
     }
@@ -75,6 +78,7 @@ impl Output {
 
     /// What this connection adds to the server's backlog: everything it has queued, unless
     /// its socket pushes back.
+    #[inline]
     fn in_backlog(&self) -> usize {
         if self.pushed_back {
             0
@@ -84,6 +88,7 @@ impl Output {
     }
 
     /// Queues a chunk without the caps (an HTTP response, whose size is known).
+    #[inline]
     pub fn push(&mut self, chunk: Chunk, backlog: &mut usize) {
         let n = chunk.len();
         self.queue.push(chunk);
@@ -96,6 +101,7 @@ impl Output {
 
     /// Queues a chunk under the caps; `stamp` is the time ([`super::conn::ms32`], never 0)
     /// recorded when the judged bytes go above the soft cap.
+    #[inline]
     pub fn push_capped(
         &mut self,
         chunk: Chunk,
@@ -103,10 +109,23 @@ impl Output {
         stamp: u32,
         backlog: &mut usize,
     ) -> Pushed {
-        if self.pushed_back && self.judged() + chunk.len() > caps.hard {
+        if !self.pushed_back {
+            // Nothing is judged while the socket takes what it is offered.
+            *backlog += chunk.len();
+            self.queue.push(chunk);
+            return Pushed::Queued;
+        }
+        self.push_judged(chunk, caps, stamp)
+    }
+
+    /// [`Output::push_capped`] while the socket pushes back.
+    #[cold]
+    fn push_judged(&mut self, chunk: Chunk, caps: &Caps, stamp: u32) -> Pushed {
+        if self.judged() + chunk.len() > caps.hard {
             return Pushed::OverHard;
         }
-        self.push(chunk, backlog);
+        self.judged = self.judged.saturating_add(chunk.len() as u32);
+        self.queue.push(chunk);
         if self.judged() > caps.soft && self.over_soft_since == 0 {
             self.over_soft_since = stamp.max(1);
             return Pushed::OverSoft;
@@ -118,6 +137,7 @@ impl Output {
     /// state: a write that would block starts it (the connection's bytes leave the backlog);
     /// one that takes all it was offered ends it (they are all backlog again, none judged).
     /// The judged bytes are the queue's last ones, so they are written last.
+    #[inline]
     pub fn write_to(
         &mut self,
         w: &mut impl Write,
@@ -126,14 +146,33 @@ impl Output {
         backlog: &mut usize,
     ) -> io::Result<Written> {
         let before = self.queue.len();
-        let counted = self.in_backlog();
         let result = self.queue.write_to(w, budget);
+        match &result {
+            Ok(w) if !w.blocked && !self.pushed_back => {
+                // The common case: still taking everything offered.
+                *backlog = backlog.saturating_sub(before - self.queue.len());
+            }
+            _ => self.after_push_back(before, &result, soft, backlog),
+        }
+        result
+    }
+
+    /// [`Output::write_to`]'s bookkeeping when the socket pushes back or just stopped.
+    #[cold]
+    fn after_push_back(
+        &mut self,
+        before: usize,
+        result: &io::Result<Written>,
+        soft: usize,
+        backlog: &mut usize,
+    ) {
+        let counted = if self.pushed_back { 0 } else { before };
         let written = before - self.queue.len();
         let earlier = before.saturating_sub(self.judged());
         self.judged = self
             .judged
             .saturating_sub(written.saturating_sub(earlier) as u32);
-        match &result {
+        match result {
             Ok(w) if w.blocked => self.pushed_back = true,
             Ok(_) => {
                 self.pushed_back = false;
@@ -145,7 +184,6 @@ impl Output {
         if self.judged() <= soft {
             self.over_soft_since = 0;
         }
-        result
     }
 
     /// Drops everything queued (the connection is closing at once).
