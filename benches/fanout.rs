@@ -91,6 +91,7 @@ struct BenchOutbox {
 }
 
 impl BenchOutbox {
+    #[inline]
     fn enqueue(&mut self, key: usize, chunk: Chunk) {
         let Some((_, q, dirty)) = self.conns.get_mut(key) else {
             return;
