@@ -102,6 +102,13 @@ define_config! {
     output_soft_limit_bytes: usize = 65_536,
     /// How long a reader may stay above `output_soft_limit_bytes`.
     output_soft_limit_s: f64 = 30.0,
+    /// Output queued on connections whose sockets are not pushing back (the server's own
+    /// backlog) above which chat input is paused, until it is below half of this.
+    backlog_high_bytes: usize = 16 << 20,
+    /// Channels with more members than this get their join and leave notices summed up.
+    presence_notice_max_members: usize = 500,
+    /// At most one join/leave summary per big channel per this many seconds.
+    presence_notice_interval_s: f64 = 10.0,
     /// Lines a connection may send in a burst.
     lines_burst: u32 = 20,
     /// Lines per second a connection may send after its burst; above this the server stops
@@ -230,6 +237,11 @@ impl Config {
                 self.output_soft_limit_bytes, self.output_hard_limit_bytes
             ));
         }
+        check_min(
+            "backlog_high_bytes",
+            self.backlog_high_bytes,
+            MIN_OUTPUT_LIMIT,
+        )?;
         if self.lines_burst < 1 {
             return Err(format!(
                 "\"lines_burst\" must be at least 1, got {}",
@@ -286,6 +298,10 @@ impl Config {
             ("http_body_timeout_s", self.http_body_timeout_s),
             ("tcp_keepalive_s", self.tcp_keepalive_s),
             ("shutdown_grace_s", self.shutdown_grace_s),
+            (
+                "presence_notice_interval_s",
+                self.presence_notice_interval_s,
+            ),
         ];
         if let Some(motd) = &self.motd {
             check_motd(motd)?;

@@ -2,6 +2,7 @@
 
 use super::command::{is_valid_channel, parse_command, Command};
 use super::nick::Nick;
+use super::presence::{summary, Presence, PresenceConfig};
 use super::strings as s;
 use super::{BadInput, ClientId, CloseReason, Now, Outbox, Transport};
 use crate::record::Record;
@@ -98,6 +99,8 @@ pub struct ChatCore {
     topics: topic::DormantTopics,
     /// The message of the day (`/motd`), if the config sets one.
     motd: Option<Box<str>>,
+    /// Join and leave notices of big channels, counted for a summary.
+    presence: Presence,
 }
 
 fn lower(s: &str) -> Box<str> {
@@ -118,7 +121,14 @@ impl ChatCore {
             kitchen_cache: (i64::MIN, 0, String::new()),
             topics: topic::DormantTopics::default(),
             motd: None,
+            presence: Presence::new(PresenceConfig::default()),
         }
+    }
+
+    /// When join and leave notices of big channels are coalesced (default: above 500
+    /// members, one summary per 10 seconds).
+    pub fn set_presence(&mut self, config: PresenceConfig) {
+        self.presence = Presence::new(config);
     }
 
     /// Counts of sessions, users and channels.
@@ -147,9 +157,11 @@ impl ChatCore {
         names
     }
 
-    /// The earliest nickname deadline (monotonic ms), for the shell's poll timeout.
+    /// The earliest deadline (a nickname's, or a presence summary's; monotonic ms), for the
+    /// shell's poll timeout.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.nick_deadlines.peek().map(|Reverse((t, _))| *t)
+        let nick = self.nick_deadlines.peek().map(|Reverse((t, _))| *t);
+        nick.into_iter().chain(self.presence.next_deadline()).min()
     }
 
     fn session(&self, id: ClientId) -> Option<&Session> {
@@ -244,8 +256,15 @@ impl ChatCore {
         self.end_session(now, id, reason, out);
     }
 
-    /// Closes connections whose nickname deadline passed.
+    /// Closes connections whose nickname deadline passed; sends the presence summaries due.
     pub fn handle_tick(&mut self, now: Now, out: &mut impl Outbox) {
+        while let Some(due) = self.presence.take_due(now.mono_ms) {
+            let kitchen = self.kitchen(now).to_owned();
+            if let Some(channel) = self.channels.get(due.channel as usize) {
+                let msg = summary(&kitchen, due.joined, due.left, &channel.name);
+                out.send_many(&channel.members, &msg);
+            }
+        }
         while let Some(Reverse((deadline, id))) = self.nick_deadlines.peek().copied() {
             if deadline > now.mono_ms {
                 break;
@@ -495,7 +514,12 @@ impl ChatCore {
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::joined(&kitchen, nick, &shown);
         if let Some(channel) = self.channels.get(ch as usize) {
-            out.send_many(&channel.members, &msg);
+            let members = channel.members.len();
+            if self.presence.note(ch, members, true, now.mono_ms) {
+                out.send(id, &msg); // the others get it in the next summary
+            } else {
+                out.send_many(&channel.members, &msg);
+            }
         }
     }
 
@@ -620,6 +644,7 @@ impl ChatCore {
         self.channels.clear();
         self.channel_index.clear();
         self.nick_deadlines.clear();
+        self.presence.clear();
     }
 
     fn leave_channel(&mut self, now: Now, id: ClientId, nick: &str, out: &mut impl Outbox) {
@@ -642,10 +667,15 @@ impl ChatCore {
             let channel = self.channels.remove(ch as usize);
             let key = lower(&name);
             self.channel_index.remove(&key);
+            self.presence.forget(ch);
             if let Some(topic) = channel.topic {
                 self.topics.keep(key, topic);
             }
             return;
+        }
+        let members = channel.members.len();
+        if self.presence.note(ch, members, false, now.mono_ms) {
+            return; // told in the next summary
         }
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::left(&kitchen, nick, &name);

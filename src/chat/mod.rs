@@ -7,11 +7,13 @@
 mod command;
 mod core;
 mod nick;
+mod presence;
 mod strings;
 
 pub use self::command::{parse_command, Command, CommandError};
 pub use self::core::{AnnounceError, ChatCore, CoreConfig, Stats};
 pub use self::nick::Nick;
+pub use self::presence::PresenceConfig;
 
 use crate::record::Record;
 

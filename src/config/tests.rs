@@ -58,6 +58,9 @@ fn known_keys_match_the_struct() {
         "output_hard_limit_bytes",
         "output_soft_limit_bytes",
         "output_soft_limit_s",
+        "backlog_high_bytes",
+        "presence_notice_max_members",
+        "presence_notice_interval_s",
         "lines_burst",
         "lines_per_s",
         "max_connections",
@@ -95,7 +98,8 @@ fn every_key_parses() {
         "allowed_origins": ["https://chat.example.com", "http://localhost:8080"],
         "max_line_bytes": 100, "max_input_bytes": 200, "nick_timeout_s": 0.2,
         "output_hard_limit_bytes": 2048, "output_soft_limit_bytes": 1024,
-        "output_soft_limit_s": 1.5, "lines_burst": 1, "lines_per_s": 0.5,
+        "output_soft_limit_s": 1.5, "backlog_high_bytes": 4096,
+        "presence_notice_max_members": 7, "presence_notice_interval_s": 0.5, "lines_burst": 1, "lines_per_s": 0.5,
         "max_connections": 10, "max_connections_per_ip": 2, "limit_loopback": true,
         "ws_max_message_bytes": 125, "ws_read_buffer_bytes": 1024,
         "ws_handshake_timeout_s": 1, "ws_ping_interval_s": 2, "ws_idle_timeout_s": 3,
@@ -121,6 +125,9 @@ fn every_key_parses() {
         output_hard_limit_bytes: 2048,
         output_soft_limit_bytes: 1024,
         output_soft_limit_s: 1.5,
+        backlog_high_bytes: 4096,
+        presence_notice_max_members: 7,
+        presence_notice_interval_s: 0.5,
         lines_burst: 1,
         lines_per_s: 0.5,
         max_connections: Some(10),
@@ -293,6 +300,7 @@ fn rejects_bad_seconds() {
         "http_body_timeout_s",
         "tcp_keepalive_s",
         "shutdown_grace_s",
+        "presence_notice_interval_s",
     ];
     for key in keys {
         for bad in ["0", "-1", "1000000.5", "1e300"] {
@@ -334,6 +342,7 @@ fn rejects_bad_output_limits() {
         c.output_soft_limit_bytes = c.output_hard_limit_bytes + 1
     });
     assert!(e.contains("\"output_hard_limit_bytes\""), "{e}");
+    invalid("backlog_high_bytes", |c| c.backlog_high_bytes = 1023);
     let ok = Config {
         output_soft_limit_bytes: 1024,
         output_hard_limit_bytes: 1024,

@@ -55,6 +55,11 @@ pub trait ServerView {
     fn now_unix_ms(&self) -> i64 {
         self.snapshot().now_unix_ms
     }
+    /// True while the server is behind on delivering messages and has paused chat input: an
+    /// announcement then gets `503` with `Retry-After: 1` instead of adding to the backlog.
+    fn overloaded(&self) -> bool {
+        false
+    }
 }
 
 /// Numbers for `/status` and `/metrics`.
@@ -93,6 +98,11 @@ pub struct Snapshot {
     pub accepted: u64,
     /// Failed `accept` calls (out of file descriptors and the like) since start-up.
     pub accept_errors: u64,
+    /// Output bytes queued on connections that keep up with what they are sent: the server's
+    /// own backlog.
+    pub output_backlog_bytes: u64,
+    /// Times chat input was paused because that backlog passed its high watermark.
+    pub input_pauses: u64,
     /// Failed chat-log writes since start-up.
     pub log_write_errors: u64,
     /// True while the chat log cannot be written (status "degraded").

@@ -201,6 +201,19 @@ fn announce(req: &Request, view: &mut dyn ServerView, cfg: &RestConfig) -> Respo
         Ok(parsed) => parsed,
         Err(error) => return ctx.error(400, error),
     };
+    if view.overloaded() {
+        return ctx
+            .error(
+                503,
+                ApiError::new(
+                    Severity::Crit,
+                    "server-busy",
+                    "The server is behind on delivering messages; the announcement was not \
+                     sent, try again in a second",
+                ),
+            )
+            .header("Retry-After", "1");
+    }
     match view.announce(&text, channel.as_deref()) {
         Ok(recipients) => ctx.respond(200, &[], vec![("recipients", json!(recipients))]),
         Err(AnnounceError::NoUsers) => {

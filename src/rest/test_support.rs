@@ -15,6 +15,8 @@ pub struct FakeView {
     /// Users: (nick, channel).
     pub users: Vec<(String, Option<String>)>,
     pub log_failing: bool,
+    /// The server is behind: announcements get 503.
+    pub overloaded: bool,
     pub announced: Vec<(String, Option<String>)>,
 }
 
@@ -70,6 +72,10 @@ impl ServerView for FakeView {
         Ok(recipients)
     }
 
+    fn overloaded(&self) -> bool {
+        self.overloaded
+    }
+
     fn snapshot(&self) -> Snapshot {
         let mut channels: Vec<String> = self.users.iter().filter_map(|(_, c)| c.clone()).collect();
         channels.sort();
@@ -91,6 +97,8 @@ impl ServerView for FakeView {
             refused: 0,
             accepted: 4,
             accept_errors: 0,
+            output_backlog_bytes: 0,
+            input_pauses: 0,
             log_write_errors: u64::from(self.log_failing),
             log_failing: self.log_failing,
             queries: 3,

@@ -158,6 +158,8 @@ impl Server {
         let mut view = View {
             core: &mut self.core,
             io: &mut self.io,
+            overloaded: self.overload.paused(),
+            input_pauses: self.overload.pauses,
         };
         let outcome = rest::route(
             &req,
@@ -256,6 +258,8 @@ fn error_page(status: u16, why: &str) -> Response {
 struct View<'a> {
     core: &'a mut ChatCore,
     io: &'a mut Io,
+    overloaded: bool,
+    input_pauses: u64,
 }
 
 impl ServerView for View<'_> {
@@ -270,6 +274,10 @@ impl ServerView for View<'_> {
 
     fn now_unix_ms(&self) -> i64 {
         self.io.now.unix_ms
+    }
+
+    fn overloaded(&self) -> bool {
+        self.overloaded
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -297,6 +305,8 @@ impl ServerView for View<'_> {
             refused: m.refused,
             accepted: m.accepted,
             accept_errors: m.accept_errors,
+            output_backlog_bytes: self.io.backlog as u64,
+            input_pauses: self.input_pauses,
             log_write_errors: health.write_errors,
             log_failing: health.failing,
             queries: m.queries,

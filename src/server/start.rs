@@ -5,6 +5,7 @@ use super::clock::Clock;
 use super::http_io::HttpShared;
 use super::io::{Entry, Io, ListenKind, Listener};
 use super::limits::PerIp;
+use super::overload::Overload;
 use super::settings::Settings;
 use super::shutdown::SIGNAL_TOKEN;
 use crate::chat::{ChatCore, CoreConfig, Now};
@@ -49,6 +50,8 @@ pub struct Server {
     pub(super) accept_warned_ms: Option<u64>,
     /// Log queries in progress and the embedded files' shared chunks.
     pub(super) http: HttpShared,
+    /// Whether chat input is paused because the server is behind, and who waits.
+    pub(super) overload: Overload,
     /// Spare lists swapped with the dirty and pending-read lists each pass.
     pub(super) spare_dirty: Vec<usize>,
     pub(super) spare_pending: Vec<usize>,
@@ -100,6 +103,7 @@ impl Server {
         });
         core.set_motd(config.motd.as_deref());
         restore_from_log(&mut core, &settings.log_path, config.history_scan_bytes);
+        core.set_presence(settings.presence);
         Ok(Server {
             poll,
             core,
@@ -115,6 +119,7 @@ impl Server {
             shutdown_at: None,
             accept_warned_ms: None,
             http: HttpShared::default(),
+            overload: Overload::default(),
             spare_dirty: Vec::new(),
             spare_pending: Vec::new(),
         })

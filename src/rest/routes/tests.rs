@@ -343,6 +343,30 @@ fn announce_when_the_log_fails_is_503() {
 }
 
 #[test]
+fn announce_while_the_server_is_behind_is_503_and_sends_nothing() {
+    let mut view = FakeView::with_users(&[("alice", None)]);
+    view.overloaded = true;
+    let resp = respond(&post_json(r#"{"message":"hi"}"#, Some(TOKEN)), &mut view);
+    assert_eq!(resp.status, 503);
+    assert_eq!(short_message(&resp), "server-busy");
+    assert_eq!(header(&resp, "Retry-After"), Some("1"));
+    assert!(view.announced.is_empty());
+    // Without the token it is still 401, and a bad body still 400.
+    assert_eq!(
+        respond(&post_json(r#"{"message":"hi"}"#, None), &mut view).status,
+        401
+    );
+    assert_eq!(
+        respond(&post_json(r#"{"nope":1}"#, Some(TOKEN)), &mut view).status,
+        400
+    );
+    view.overloaded = false;
+    let resp = respond(&post_json(r#"{"message":"hi"}"#, Some(TOKEN)), &mut view);
+    assert_eq!(resp.status, 200);
+    assert_eq!(view.announced.len(), 1);
+}
+
+#[test]
 fn announce_content_type() {
     let mut view = FakeView::with_users(&[("alice", None)]);
     let (n, v) = bearer();
