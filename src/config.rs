@@ -36,6 +36,12 @@ const MIN_OUTPUT_LIMIT: usize = 1024;
 const MAX_HTTP_BODY: usize = 16 << 20;
 /// Shortest accepted `admin_token`, in characters.
 const MIN_TOKEN_CHARS: usize = 16;
+/// Largest `history_size` (entries per channel).
+const MAX_HISTORY_SIZE: usize = 100_000;
+/// Largest `history_channels`.
+const MAX_HISTORY_CHANNELS: usize = 1_000_000;
+/// Largest `history_scan_bytes`: 1 GiB.
+const MAX_HISTORY_SCAN_BYTES: u64 = 1 << 30;
 
 /// Defines [`Config`], its `Default`, [`KNOWN_KEYS`] and the per-key setter from one table,
 /// so the four can never disagree.
@@ -136,6 +142,14 @@ define_config! {
     tcp_keepalive_s: f64 = 60.0,
     /// Time to flush goodbyes on SIGTERM before exiting.
     shutdown_grace_s: f64 = 2.0,
+    /// Chat history entries (chat, actions, announcements, topic changes) kept per channel.
+    history_size: usize = 200,
+    /// Channels whose history is kept; the least recently active is dropped first.
+    history_channels: usize = 1000,
+    /// History entries replayed to a user joining a channel (0: none).
+    history_on_join: usize = 20,
+    /// Bytes at the end of the log read at start-up to rebuild the history (0: none).
+    history_scan_bytes: u64 = 4 * 1024 * 1024,
 }
 
 /// A config file that cannot be used; the message is one line naming the file and the problem.
@@ -258,6 +272,20 @@ impl Config {
             );
         }
         check_min("max_connections_per_ip", self.max_connections_per_ip, 1)?;
+        check_range("history_size", self.history_size, 1, MAX_HISTORY_SIZE)?;
+        check_range(
+            "history_channels",
+            self.history_channels,
+            1,
+            MAX_HISTORY_CHANNELS,
+        )?;
+        check_max("history_on_join", self.history_on_join, self.history_size)?;
+        if self.history_scan_bytes > MAX_HISTORY_SCAN_BYTES {
+            return Err(format!(
+                "\"history_scan_bytes\" must be at most {MAX_HISTORY_SCAN_BYTES}, got {}",
+                self.history_scan_bytes
+            ));
+        }
         check_range(
             "ws_max_message_bytes",
             self.ws_max_message_bytes,
@@ -600,6 +628,10 @@ mod tests {
             "http_body_timeout_s",
             "tcp_keepalive_s",
             "shutdown_grace_s",
+            "history_size",
+            "history_channels",
+            "history_on_join",
+            "history_scan_bytes",
         ];
         assert_eq!(KNOWN_KEYS, &documented[..]);
         // Every known key is a field that the derived Deserialize and set_field accept.
@@ -628,7 +660,8 @@ mod tests {
             "ws_handshake_timeout_s": 1, "ws_ping_interval_s": 2, "ws_idle_timeout_s": 3,
             "http_max_header_bytes": 1024, "http_max_body_bytes": 0,
             "http_header_timeout_s": 4, "http_body_timeout_s": 5, "tcp_keepalive_s": 6,
-            "shutdown_grace_s": 0.25
+            "shutdown_grace_s": 0.25, "history_size": 50, "history_channels": 7,
+            "history_on_join": 0, "history_scan_bytes": 1024
         }"#;
         let config = Config::from_json_str(text).unwrap();
         let expected = Config {
@@ -664,6 +697,10 @@ mod tests {
             http_body_timeout_s: 5.0,
             tcp_keepalive_s: 6.0,
             shutdown_grace_s: 0.25,
+            history_size: 50,
+            history_channels: 7,
+            history_on_join: 0,
+            history_scan_bytes: 1024,
         };
         assert_eq!(config, expected);
         // The derived Deserialize agrees with the key-by-key parser.
@@ -706,7 +743,7 @@ mod tests {
             e.contains("(known keys: ip, telnet_port, rest_port,"),
             "{e}"
         );
-        assert!(e.contains("shutdown_grace_s)"), "{e}");
+        assert!(e.contains("shutdown_grace_s, history_size,"), "{e}");
         assert!(!e.contains('\n'));
         // Case matters: the Go-era keys are exact.
         let e = parse_err(r#"{"Telnet_Port": 4000}"#);
@@ -836,6 +873,21 @@ mod tests {
         invalid("shutdown_grace_s", |c| c.shutdown_grace_s = f64::INFINITY);
         let e = invalid("tcp_keepalive_s", |c| c.tcp_keepalive_s = 1e300);
         assert!(e.ends_with("got 1e300"), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_history_settings() {
+        invalid("history_size", |c| c.history_size = 0);
+        invalid("history_size", |c| c.history_size = 100_001);
+        invalid("history_channels", |c| c.history_channels = 0);
+        let e = invalid("history_on_join", |c| c.history_on_join = 201);
+        assert!(e.ends_with("must be at most 200, got 201"), "{e}");
+        invalid("history_scan_bytes", |c| {
+            c.history_scan_bytes = (1 << 30) + 1
+        });
+        assert!(
+            Config::from_json_str(r#"{"history_on_join": 0, "history_scan_bytes": 0}"#).is_ok()
+        );
     }
 
     #[test]

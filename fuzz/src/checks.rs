@@ -469,6 +469,7 @@ impl Routes {
     pub fn new(log_path: &Path) -> Routes {
         let mut core = ChatCore::new(CoreConfig {
             nick_timeout_ms: 60_000,
+            ..CoreConfig::default()
         });
         let mut rec = Recorder::new();
         let now = now_at(0);
@@ -1098,7 +1099,7 @@ fn valid_channel(name: &str) -> bool {
 }
 
 impl Outbox for Recorder {
-    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
         // JSON escaping: one line, and it reads back as the same record.
         let json = serde_json::to_string(record).expect("record serializes");
         assert!(!json.contains('\n'), "log: record spans lines: {json}");
@@ -1121,7 +1122,7 @@ impl Outbox for Recorder {
             Err(LogFailed)
         } else {
             self.logged.extend(renderings);
-            Ok(())
+            Ok(0)
         }
     }
 
@@ -1180,6 +1181,19 @@ pub fn check_parse_command(line: &str) {
             assert_eq!(second, Some(name));
             assert_eq!(words.next(), None);
         }
+        Ok(Command::JoinSince(name, seq)) => {
+            assert_eq!(word, "/join");
+            assert!(valid_channel(name), "command: /join with {name:?}");
+            assert_eq!(second, Some(name));
+            assert_eq!(words.next(), Some("since"));
+            assert_eq!(words.next().and_then(|n| n.parse().ok()), Some(seq));
+            assert_eq!(words.next(), None);
+        }
+        Ok(Command::History(n)) => {
+            assert_eq!(word, "/history");
+            assert_eq!(n.is_some(), second.is_some());
+            assert_ne!(n, Some(0));
+        }
         Ok(Command::Msg { to, text }) => {
             assert_eq!(word, "/msg");
             assert!(is_word(to));
@@ -1194,7 +1208,9 @@ pub fn check_parse_command(line: &str) {
         }
         Err(CommandError::Unknown(w)) => {
             assert_eq!(w, word);
-            assert!(!["/help", "/list", "/quit", "/join", "/msg", "/ignore"].contains(&w));
+            assert!(
+                !["/help", "/list", "/quit", "/join", "/msg", "/ignore", "/history"].contains(&w)
+            );
         }
         Err(CommandError::JoinNeedsChannel) => {
             assert_eq!(word, "/join");
@@ -1203,6 +1219,11 @@ pub fn check_parse_command(line: &str) {
         Err(CommandError::InvalidChannel(_)) => assert_eq!(word, "/join"),
         Err(CommandError::MsgNeedsNick | CommandError::MsgNeedsText) => assert_eq!(word, "/msg"),
         Err(CommandError::IgnoreNeedsNick) => assert_eq!(word, "/ignore"),
+        Err(CommandError::JoinSinceNeedsSeq) => {
+            assert_eq!(word, "/join");
+            assert_eq!(words.next(), Some("since"));
+        }
+        Err(CommandError::HistoryNeedsNumber) => assert_eq!(word, "/history"),
     }
 }
 
@@ -1232,6 +1253,7 @@ pub const SCRIPT_PRELUDE: &[u8] = b"c0\nc1\nc2\n0>alice\n1>Bob\n0>/join #a\n1>/j
 pub fn run_script(script: &[u8]) {
     let mut core = ChatCore::new(CoreConfig {
         nick_timeout_ms: 60_000,
+        ..CoreConfig::default()
     });
     let mut rec = Recorder::new();
     let mut ids: BTreeMap<u32, ClientId> = BTreeMap::new();

@@ -1,6 +1,8 @@
 //! [`ChatCore`]: sessions, nicknames, channels and commands.
 
 use super::command::{is_valid_channel, parse_command, Command};
+use super::event::{Event, EventKind, Member, Presence, Said};
+use super::history::{Entry, EntryKind, History};
 use super::nick::Nick;
 use super::strings as s;
 use super::{BadInput, ClientId, CloseReason, Now, Outbox, Transport};
@@ -10,11 +12,31 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
+mod replay;
+
 /// Settings of the core.
 #[derive(Clone, Debug)]
 pub struct CoreConfig {
     /// Time allowed to choose a nickname, in milliseconds.
     pub nick_timeout_ms: u64,
+    /// Entries kept per channel (`history_size`).
+    pub history_size: usize,
+    /// Channels whose history is kept (`history_channels`).
+    pub history_channels: usize,
+    /// Entries replayed on `/join` (`history_on_join`; 0: none).
+    pub history_on_join: usize,
+}
+
+impl Default for CoreConfig {
+    /// The config file's defaults.
+    fn default() -> CoreConfig {
+        CoreConfig {
+            nick_timeout_ms: 60_000,
+            history_size: 200,
+            history_channels: 1000,
+            history_on_join: 20,
+        }
+    }
 }
 
 /// Counts for `/status` and `/metrics`.
@@ -46,11 +68,20 @@ type ChannelKey = u32;
 /// Session slots added at a time when the table is full.
 const GROWTH_STEP: usize = 1024;
 
+#[allow(dead_code)] // fields shared with the command and moderation work
 struct Session {
     gen: u32,
     #[allow(dead_code)] // shown by `/whois`
     transport: Transport,
     peer: SocketAddr,
+    /// When the session started, monotonic ms (for `/whois`, REST users).
+    connected_ms: u64,
+    /// When the user last sent a line, monotonic ms (idle time).
+    active_ms: u64,
+    /// The away message, when the user is marked away.
+    away: Option<Box<str>>,
+    /// Whether the user is a server operator (`/oper`).
+    operator: bool,
     nick: Option<Nick>,
     channel: Option<ChannelKey>,
     /// Lower-cased nicknames this user ignores; boxed, since most users ignore nobody.
@@ -76,6 +107,8 @@ pub struct ChatCore {
     channel_index: HashMap<Box<str>, ChannelKey>,
     nick_deadlines: BinaryHeap<Reverse<(u64, ClientId)>>,
     kitchen_cache: (i64, i32, String),
+    /// Per-channel history rings.
+    history: History,
 }
 
 fn lower(s: &str) -> Box<str> {
@@ -86,6 +119,7 @@ impl ChatCore {
     /// A core with no users.
     pub fn new(config: CoreConfig) -> Self {
         ChatCore {
+            history: History::new(config.history_size, config.history_channels),
             config,
             sessions: Vec::new(),
             session_count: 0,
@@ -191,6 +225,10 @@ impl ChatCore {
             gen: id.gen,
             transport,
             peer,
+            connected_ms: now.mono_ms,
+            active_ms: now.mono_ms,
+            away: None,
+            operator: false,
             nick: None,
             channel: None,
             ignores: None,
@@ -341,14 +379,26 @@ impl ChatCore {
             channel: Cow::Borrowed(&channel.name),
             text: Cow::Borrowed(text),
         };
-        if out.log(now, &record).is_err() {
+        let Ok(seq) = out.log(now, &record) else {
             out.send(id, s::NOT_LOGGED);
             return;
-        }
+        };
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::chat(&kitchen, &nick, text);
         if let Some(channel) = self.channels.get(ch as usize) {
-            out.send_many(&channel.members, &msg);
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Chat(Said {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &channel.name,
+                    nick: &nick,
+                    text,
+                }),
+            };
+            out.publish(&channel.members, &event);
+            let entry = Entry::new(EntryKind::Chat, seq, now.unix_ms, &nick, text);
+            self.history.push(&channel.name, entry);
         }
     }
 
@@ -370,18 +420,26 @@ impl ChatCore {
                     }
                     Some(channel) => {
                         let mut text = String::from(s::LIST_HEADER);
-                        for member in &channel.members {
-                            if let Some(n) = self.nick_of(*member) {
-                                text.push_str("\n@");
-                                text.push_str(n);
-                            }
+                        let members = self.members(&channel.members);
+                        for member in &members {
+                            text.push_str("\n@");
+                            text.push_str(member.nick);
                         }
                         log_command(now, &nick, "/list", out);
-                        out.send(id, &text);
+                        let event = Event {
+                            line: &text,
+                            kind: EventKind::Members {
+                                channel: &channel.name,
+                                members: &members,
+                            },
+                        };
+                        out.publish(&[id], &event);
                     }
                 }
             }
-            Command::Join(name) => self.join(now, id, &nick, name, out),
+            Command::Join(name) => self.join(now, id, &nick, name, None, out),
+            Command::JoinSince(name, seq) => self.join(now, id, &nick, name, Some(seq), out),
+            Command::History(n) => self.history_command(now, id, &nick, n, out),
             Command::Msg { to, text } => self.private(now, id, &nick, to, text, out),
             Command::Ignore(target) => {
                 let key = Nick::new(target).map(|n| n.lower());
@@ -420,7 +478,15 @@ impl ChatCore {
         }
     }
 
-    fn join(&mut self, now: Now, id: ClientId, nick: &str, name: &str, out: &mut impl Outbox) {
+    fn join(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        nick: &str,
+        name: &str,
+        since: Option<u64>,
+        out: &mut impl Outbox,
+    ) {
         debug_assert!(is_valid_channel(name));
         let key = lower(name);
         let current = self.session(id).and_then(|s| s.channel);
@@ -456,19 +522,54 @@ impl ChatCore {
         if let Some(sess) = self.session_mut(id) {
             sess.channel = Some(ch);
         }
-        let _ = out.log(
-            now,
-            &Record::Join {
-                nick: Cow::Borrowed(nick),
-                channel: Cow::Borrowed(&shown),
-            },
-        );
-        out.send(id, &s::others_in_channel(others));
+        let seq = out
+            .log(
+                now,
+                &Record::Join {
+                    nick: Cow::Borrowed(nick),
+                    channel: Cow::Borrowed(&shown),
+                },
+            )
+            .unwrap_or(0);
+        if let Some(channel) = self.channels.get(ch as usize) {
+            let members = self.members(&channel.members);
+            let event = Event {
+                line: &s::others_in_channel(others),
+                kind: EventKind::Members {
+                    channel: &shown,
+                    members: &members,
+                },
+            };
+            out.publish(&[id], &event);
+        }
+        self.replay_on_join(now, id, &shown, since, out);
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::joined(&kitchen, nick, &shown);
         if let Some(channel) = self.channels.get(ch as usize) {
-            out.send_many(&channel.members, &msg);
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Join(Presence {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &shown,
+                    nick,
+                }),
+            };
+            out.publish(&channel.members, &event);
         }
+    }
+
+    /// The members of a channel as `members` events list them.
+    fn members(&self, ids: &[ClientId]) -> Vec<Member<'_>> {
+        ids.iter()
+            .filter_map(|m| {
+                let sess = self.session(*m)?;
+                Some(Member {
+                    nick: sess.nick.as_ref()?.as_str(),
+                    away: sess.away.is_some(),
+                })
+            })
+            .collect()
     }
 
     fn private(
@@ -505,13 +606,22 @@ impl ChatCore {
             to: Cow::Borrowed(&to_nick),
             text: Cow::Borrowed(text),
         };
-        if out.log(now, &record).is_err() {
+        let Ok(seq) = out.log(now, &record) else {
             out.send(id, s::NOT_LOGGED);
             return;
-        }
+        };
         let kitchen = self.kitchen(now).to_owned();
-        out.send(target, &s::private_from(&kitchen, nick, text));
-        out.send(id, &s::private_to(&kitchen, &to_nick, text));
+        let kind = EventKind::Private {
+            seq,
+            ts_ms: now.unix_ms,
+            from: nick,
+            to: &to_nick,
+            text,
+        };
+        let line = s::private_from(&kitchen, nick, text);
+        out.publish(&[target], &Event { line: &line, kind });
+        let line = s::private_to(&kitchen, &to_nick, text);
+        out.publish(&[id], &Event { line: &line, kind });
     }
 
     /// An administrator's announcement to every identified user, or to one channel's members.
@@ -555,10 +665,23 @@ impl ChatCore {
             channel: shown.as_deref().map(Cow::Borrowed),
             recipients: recipients.len() as u64,
         };
-        if out.log(now, &record).is_err() {
+        let Ok(seq) = out.log(now, &record) else {
             return Err(AnnounceError::LogFailed);
+        };
+        let event = Event {
+            line: &s::announcement(text),
+            kind: EventKind::Announcement {
+                seq,
+                ts_ms: now.unix_ms,
+                channel: shown.as_deref(),
+                text,
+            },
+        };
+        out.publish(&recipients, &event);
+        if let Some(channel) = &shown {
+            let entry = Entry::new(EntryKind::Announcement, seq, now.unix_ms, "", text);
+            self.history.push(channel, entry);
         }
-        out.send_many(&recipients, &s::announcement(text));
         Ok(recipients
             .iter()
             .filter_map(|r| self.nick_of(*r).map(|n| format!("@{n}")))
@@ -606,14 +729,17 @@ impl ChatCore {
         };
         channel.members.retain(|m| *m != id);
         let name: Box<str> = channel.name.clone();
-        let _ = out.log(
-            now,
-            &Record::Leave {
-                nick: Cow::Borrowed(nick),
-                channel: Cow::Borrowed(&name),
-            },
-        );
-        if channel.members.is_empty() {
+        let empty = channel.members.is_empty();
+        let seq = out
+            .log(
+                now,
+                &Record::Leave {
+                    nick: Cow::Borrowed(nick),
+                    channel: Cow::Borrowed(&name),
+                },
+            )
+            .unwrap_or(0);
+        if empty {
             self.channels.remove(ch as usize);
             self.channel_index.remove(&lower(&name));
             return;
@@ -621,7 +747,16 @@ impl ChatCore {
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::left(&kitchen, nick, &name);
         if let Some(channel) = self.channels.get(ch as usize) {
-            out.send_many(&channel.members, &msg);
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Leave(Presence {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &name,
+                    nick,
+                }),
+            };
+            out.publish(&channel.members, &event);
         }
     }
 

@@ -131,5 +131,37 @@ pub fn command_error(err: &CommandError<'_>) -> String {
         CommandError::IgnoreNeedsNick => {
             "Could not find the required @nickname in the input, use /ignore @nickname".to_string()
         }
+        CommandError::JoinSinceNeedsSeq => {
+            "Could not find the required sequence number in the input, use /join #channel since SEQ"
+                .to_string()
+        }
+        CommandError::HistoryNeedsNumber => {
+            "Could not find a number of messages in the input, use /history or /history N"
+                .to_string()
+        }
     }
+}
+
+pub fn action(kitchen: &str, nick: &str, text: &str) -> String {
+    format!("{kitchen}-* @{nick} {text}")
+}
+
+pub fn topic_set(kitchen: &str, nick: &str, channel: &str, topic: &str) -> String {
+    format!("{kitchen}-@{nick} set the topic of {channel}: {topic}")
+}
+
+pub fn recent_header(channel: &str) -> String {
+    format!("Recent messages in {channel}:")
+}
+
+pub const RECENT_FOOTER: &str = "End of recent messages.";
+
+pub fn history_header(count: usize, channel: &str) -> String {
+    format!("Last {count} messages in {channel}:")
+}
+
+pub const HISTORY_FOOTER: &str = "End of history.";
+
+pub fn history_empty(channel: &str) -> String {
+    format!("There are no messages in {channel} yet.")
 }

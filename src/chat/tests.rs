@@ -19,16 +19,18 @@ enum Act {
 struct Recorder {
     acts: Vec<Act>,
     fail_log: bool,
+    seq: u64,
 }
 
 impl Outbox for Recorder {
-    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
         if self.fail_log {
             return Err(LogFailed);
         }
         self.acts
             .push(Act::Log(serde_json::to_string(record).unwrap()));
-        Ok(())
+        self.seq += 1;
+        Ok(self.seq)
     }
     fn send(&mut self, to: ClientId, text: &str) {
         self.acts.push(Act::Send(to.gen, text.to_string()));
@@ -91,6 +93,7 @@ impl Script {
         Script {
             core: ChatCore::new(CoreConfig {
                 nick_timeout_ms: 60_000,
+                ..CoreConfig::default()
             }),
             out: Recorder::default(),
         }
@@ -306,7 +309,8 @@ fn help_is_one_message_in_fixed_order() {
             "/ignore @nickname",
             "/join #channel",
             "/msg @nickname message",
-            "/quit"
+            "/quit",
+            "/history [N]"
         ]
     );
 }
@@ -492,3 +496,5 @@ fn stale_ids_are_ignored() {
     assert!(t.out.acts.is_empty());
     assert_eq!(t.core.nick_of(id(0)), Some("alice"));
 }
+
+mod history;

@@ -188,9 +188,13 @@ impl Server {
             },
             log_path,
         };
-        let core = ChatCore::new(CoreConfig {
+        let mut core = ChatCore::new(CoreConfig {
             nick_timeout_ms: ms(config.nick_timeout_s),
+            history_size: config.history_size,
+            history_channels: config.history_channels,
+            history_on_join: config.history_on_join,
         });
+        super::restore::rebuild(&mut core, &settings.log_path, config.history_scan_bytes);
         Ok(Server {
             poll,
             core,

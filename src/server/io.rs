@@ -6,7 +6,7 @@ use super::conn::{Conn, ConnState, Proto};
 use super::fanout::{self, Encoded, Wire};
 use super::metrics::Metrics;
 use super::timers::{Timer, TimerKind, Timers};
-use crate::chat::{ClientId, CloseReason, LogFailed, Now, Outbox};
+use crate::chat::{ClientId, CloseReason, Event, LogFailed, Now, Outbox};
 use crate::log_store::LogStore;
 use crate::proto::websocket;
 use crate::record::Record;
@@ -192,8 +192,9 @@ impl Io {
     }
 
     fn wire_of(&mut self, id: ClientId) -> Option<Wire> {
-        match self.conn_mut(id)?.proto {
+        match &self.conn_mut(id)?.proto {
             Proto::Telnet(_) => Some(Wire::Telnet),
+            Proto::WebSocket(ws) if ws.json => Some(Wire::Json),
             Proto::WebSocket(_) => Some(Wire::WebSocket),
             Proto::Http(_) => None,
         }
@@ -253,11 +254,8 @@ pub fn ws_close_code(reason: CloseReason) -> (u16, &'static str) {
 }
 
 impl Outbox for Io {
-    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
-        match self.log.append(now.unix_ms, record) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(LogFailed),
-        }
+    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
+        self.log.append(now.unix_ms, record).map_err(|_| LogFailed)
     }
 
     fn send(&mut self, to: ClientId, text: &str) {
@@ -269,6 +267,18 @@ impl Outbox for Io {
 
     fn send_many(&mut self, to: &[ClientId], text: &str) {
         let mut msg = Encoded::new(text);
+        for &id in to {
+            let Some(wire) = self.wire_of(id) else {
+                continue;
+            };
+            let chunk = msg.chunk(wire, &mut self.encode_buf);
+            self.metrics.messages_out += 1;
+            self.enqueue(id, chunk);
+        }
+    }
+
+    fn publish(&mut self, to: &[ClientId], event: &Event<'_>) {
+        let mut msg = Encoded::event(*event);
         for &id in to {
             let Some(wire) = self.wire_of(id) else {
                 continue;

@@ -10,12 +10,14 @@ mod http_io;
 mod io;
 mod limits;
 mod metrics;
+mod restore;
 mod telnet_io;
 mod timers;
 mod ws_io;
 
 pub use self::buffer::{Chunk, OutQueue, Written};
 pub use self::event_loop::Server;
-pub use self::fanout::{encode, Encoded, Wire};
+pub use self::fanout::{encode, encode_event, Encoded, Wire};
 pub use self::io::ListenKind;
 pub use self::metrics::Metrics;
+pub use self::restore::{restore, Restored};
