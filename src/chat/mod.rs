@@ -11,7 +11,7 @@ mod history;
 mod nick;
 mod strings;
 
-pub use self::command::{parse_command, Command, CommandError};
+pub use self::command::{is_valid_channel, parse_command, Command, CommandError};
 pub use self::core::{AnnounceError, ChatCore, CoreConfig, Stats};
 pub use self::event::{Event, EventKind, Member, Presence, Replayed, Said};
 pub use self::history::{Entry, EntryKind, History, Ring};

@@ -3,6 +3,7 @@
 use super::auth;
 use super::docs::{self, Asset};
 use super::envelope::{api_headers, ApiError, Ctx, Severity};
+use super::history;
 use super::metrics_text;
 use super::query::QueryJob;
 use super::{Outcome, RestConfig, ServerView};
@@ -22,6 +23,7 @@ enum Endpoint {
     Healthz,
     Metrics,
     Message,
+    History,
     OpenApi,
     DocsSlash,
     Docs(&'static Asset),
@@ -36,6 +38,7 @@ impl Endpoint {
             MESSAGE_PATH => Endpoint::Message,
             "/openapi.json" | "/docs.json" => Endpoint::OpenApi,
             "/docs/" => Endpoint::DocsSlash,
+            other if history::channel_in_path(other).is_some() => Endpoint::History,
             other => Endpoint::Docs(docs::find(other)?),
         })
     }
@@ -57,6 +60,7 @@ pub(crate) fn served_paths() -> Vec<&'static str> {
         "/healthz",
         "/metrics",
         MESSAGE_PATH,
+        "/v1/api/channels/general/history",
         "/openapi.json",
         "/docs.json",
         "/docs/",
@@ -108,6 +112,13 @@ pub fn route(
                 ),
             )
             .header("Allow", endpoint.allow())
+        }
+        Endpoint::History => {
+            let ctx = Ctx::new(req, view.now_unix_ms());
+            match auth::check(req, &cfg.admin_token) {
+                Ok(()) => history::respond(req, view, &ctx),
+                Err(failure) => auth::unauthorized(&ctx, failure),
+            }
         }
         Endpoint::Status => status(req, view),
         Endpoint::Healthz => api_headers(Response::text(200, "ok")),

@@ -10,12 +10,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const T0: i64 = 1_795_739_080_123;
 
 /// A server with a fixed set of users and channels; records announcements.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FakeView {
     /// Users: (nick, channel).
     pub users: Vec<(String, Option<String>)>,
     pub log_failing: bool,
     pub announced: Vec<(String, Option<String>)>,
+    /// Channel history, as the core keeps it.
+    pub history: crate::chat::History,
+}
+
+impl Default for FakeView {
+    fn default() -> FakeView {
+        FakeView {
+            users: Vec::new(),
+            log_failing: false,
+            announced: Vec::new(),
+            history: crate::chat::History::new(200, 10),
+        }
+    }
 }
 
 impl FakeView {
@@ -68,6 +81,10 @@ impl ServerView for FakeView {
         self.announced
             .push((text.to_string(), channel.map(str::to_string)));
         Ok(recipients)
+    }
+
+    fn history(&self, channel: &str) -> Option<&crate::chat::Ring> {
+        self.history.ring(channel)
     }
 
     fn snapshot(&self) -> Snapshot {

@@ -283,6 +283,10 @@ impl ServerView for View<'_> {
         self.io.now.unix_ms
     }
 
+    fn history(&self, channel: &str) -> Option<&crate::chat::Ring> {
+        self.core.history_of(channel)
+    }
+
     fn snapshot(&self) -> Snapshot {
         let m = &self.io.metrics;
         let stats = self.core.stats();
