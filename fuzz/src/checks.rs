@@ -565,6 +565,10 @@ impl ServerView for View<'_> {
         self.core.announce(self.now, text, channel, self.rec)
     }
 
+    fn history(&self, channel: &str) -> Option<&chat_server::chat::Ring> {
+        self.core.history_of(channel)
+    }
+
     fn snapshot(&self) -> Snapshot {
         let stats = self.core.stats();
         Snapshot {
