@@ -505,8 +505,10 @@ impl ChatCore {
         let ch = match target {
             Some(ch) => ch,
             None => {
+                // A channel made again keeps the spelling its history remembers.
+                let shown = self.history.ring(name).map_or(name, |r| &r.name);
                 let ch = self.channels.insert(Channel {
-                    name: name.into(),
+                    name: shown.into(),
                     members: Vec::new(),
                 }) as ChannelKey;
                 self.channel_index.insert(key, ch);
