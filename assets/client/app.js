@@ -245,8 +245,10 @@
         return showHistory(ev);
       case 'action':
         return showAction(ev.line, 'action');
-      default:
+      case 'chat': case 'private': case 'announcement':
         break;
+      default: // notices: greetings, answers, errors
+        return receive(ev.line);
     }
     render(ev.line);
   }

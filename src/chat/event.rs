@@ -341,3 +341,163 @@ impl Replayed<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{Entry, EntryKind};
+
+    /// 2026-11-27T15:04:05.123Z
+    const T: i64 = 1_795_791_845_123;
+
+    fn golden(line: &str, kind: EventKind<'_>, want: &str) {
+        let event = Event { line, kind };
+        assert_eq!(event.to_json(), want);
+        let value: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();
+        assert_eq!(value["line"], line);
+        assert_eq!(value["type"], event.type_name());
+    }
+
+    fn said(text: &str) -> Said<'_> {
+        Said {
+            seq: 7,
+            ts_ms: T,
+            channel: "#g",
+            nick: "alice",
+            text,
+        }
+    }
+
+    #[test]
+    fn golden_chat_and_action() {
+        golden(
+            "3:04PM-@alice: hi \"you\"",
+            EventKind::Chat(said("hi \"you\"")),
+            r##"{"type":"chat","seq":7,"ts":"2026-11-27T15:04:05.123Z","channel":"#g","nick":"alice","text":"hi \"you\"","line":"3:04PM-@alice: hi \"you\""}"##,
+        );
+        golden(
+            "3:04PM-* @alice waves",
+            EventKind::Action(said("waves")),
+            r##"{"type":"action","seq":7,"ts":"2026-11-27T15:04:05.123Z","channel":"#g","nick":"alice","text":"waves","line":"3:04PM-* @alice waves"}"##,
+        );
+    }
+
+    #[test]
+    fn golden_private_and_announcement() {
+        golden(
+            "3:04PM - *Private from @bob: psst",
+            EventKind::Private {
+                seq: 8,
+                ts_ms: T,
+                from: "bob",
+                to: "alice",
+                text: "psst",
+            },
+            r##"{"type":"private","seq":8,"ts":"2026-11-27T15:04:05.123Z","from":"bob","to":"alice","text":"psst","line":"3:04PM - *Private from @bob: psst"}"##,
+        );
+        golden(
+            "Public Server Announcement: noon",
+            EventKind::Announcement {
+                seq: 9,
+                ts_ms: T,
+                channel: None,
+                text: "noon",
+            },
+            r##"{"type":"announcement","seq":9,"ts":"2026-11-27T15:04:05.123Z","channel":null,"text":"noon","line":"Public Server Announcement: noon"}"##,
+        );
+    }
+
+    #[test]
+    fn golden_join_leave_nick_topic() {
+        let who = Presence {
+            seq: 10,
+            ts_ms: T,
+            channel: "#g",
+            nick: "bob",
+        };
+        golden(
+            "3:04PM-@bob just joined channel #g",
+            EventKind::Join(who),
+            r##"{"type":"join","seq":10,"ts":"2026-11-27T15:04:05.123Z","channel":"#g","nick":"bob","line":"3:04PM-@bob just joined channel #g"}"##,
+        );
+        golden(
+            "3:04PM-@bob left channel #g",
+            EventKind::Leave(who),
+            r##"{"type":"leave","seq":10,"ts":"2026-11-27T15:04:05.123Z","channel":"#g","nick":"bob","line":"3:04PM-@bob left channel #g"}"##,
+        );
+        golden(
+            "3:04PM-@bob is now known as @rob",
+            EventKind::Nick {
+                seq: 11,
+                ts_ms: T,
+                old: "bob",
+                new: "rob",
+            },
+            r##"{"type":"nick","seq":11,"ts":"2026-11-27T15:04:05.123Z","old":"bob","new":"rob","line":"3:04PM-@bob is now known as @rob"}"##,
+        );
+        golden(
+            "3:04PM-@rob set the topic of #g: Rust",
+            EventKind::Topic {
+                seq: 12,
+                ts_ms: T,
+                channel: "#g",
+                nick: "rob",
+                topic: "Rust",
+            },
+            r##"{"type":"topic","seq":12,"ts":"2026-11-27T15:04:05.123Z","channel":"#g","nick":"rob","topic":"Rust","line":"3:04PM-@rob set the topic of #g: Rust"}"##,
+        );
+    }
+
+    #[test]
+    fn golden_members_history_notice() {
+        let members = [
+            Member {
+                nick: "alice",
+                away: false,
+            },
+            Member {
+                nick: "bob",
+                away: true,
+            },
+        ];
+        golden(
+            "There are 1 other users in this channel.",
+            EventKind::Members {
+                channel: "#g",
+                members: &members,
+            },
+            r##"{"type":"members","channel":"#g","members":[{"nick":"alice","away":false},{"nick":"bob","away":true}],"line":"There are 1 other users in this channel."}"##,
+        );
+        let chat = Entry::new(EntryKind::Chat, 3, T, "alice", "hi");
+        let topic = Entry::new(EntryKind::Topic, 4, T, "bob", "Rust");
+        let entries = [
+            Replayed {
+                entry: &chat,
+                line: "3:04PM-@alice: hi".into(),
+            },
+            Replayed {
+                entry: &topic,
+                line: "3:04PM-@bob set the topic of #g: Rust".into(),
+            },
+        ];
+        golden(
+            "Recent messages in #g:\n3:04PM-@alice: hi\n3:04PM-@bob set the topic of #g: Rust\nEnd of recent messages.",
+            EventKind::History {
+                channel: "#g",
+                complete: false,
+                entries: &entries,
+            },
+            concat!(
+                r##"{"type":"history","channel":"#g","complete":false,"entries":["##,
+                r##"{"type":"chat","seq":3,"ts":"2026-11-27T15:04:05.123Z","channel":"#g","nick":"alice","text":"hi","line":"3:04PM-@alice: hi"},"##,
+                r##"{"type":"topic","seq":4,"ts":"2026-11-27T15:04:05.123Z","channel":"#g","nick":"bob","topic":"Rust","line":"3:04PM-@bob set the topic of #g: Rust"}],"##,
+                r##""line":"Recent messages in #g:\n3:04PM-@alice: hi\n3:04PM-@bob set the topic of #g: Rust\nEnd of recent messages."}"##
+            ),
+        );
+        golden(
+            "Thanks alice, now please type /join #channel",
+            EventKind::Notice,
+            r##"{"type":"notice","line":"Thanks alice, now please type /join #channel"}"##,
+        );
+    }
+}
