@@ -214,7 +214,7 @@ impl History {
 
     /// The ring of `channel` (any case), if it has one.
     pub fn ring(&self, channel: &str) -> Option<&Ring> {
-        self.rings.get(channel.to_ascii_lowercase().as_str())
+        lowered(channel, |key| self.rings.get(key))
     }
 
     /// Whether entries after `after` in `channel` are all known (see [`Ring::since`]) for a
@@ -225,20 +225,23 @@ impl History {
 
     /// Remembers one message of `channel`.
     pub fn push(&mut self, channel: &str, entry: Entry) {
-        let key = channel.to_ascii_lowercase();
-        if !self.rings.contains_key(key.as_str()) && self.rings.len() >= self.max_channels {
-            self.drop_least_active();
-        }
         let size = self.size;
-        let known_from = self.known_from;
-        let ring = self
-            .rings
-            .entry(key.into_boxed_str())
-            .or_insert_with(|| Ring {
+        let known = lowered(channel, |key| self.rings.contains_key(key));
+        if !known {
+            if self.rings.len() >= self.max_channels {
+                self.drop_least_active();
+            }
+            let ring = Ring {
                 name: channel.into(),
                 entries: VecDeque::new(),
-                known_from,
-            });
+                known_from: self.known_from,
+            };
+            self.rings
+                .insert(channel.to_ascii_lowercase().into_boxed_str(), ring);
+        }
+        let Some(ring) = lowered(channel, |key| self.rings.get_mut(key)) else {
+            return;
+        };
         if *ring.name != *channel {
             ring.name = channel.into();
         }
@@ -271,6 +274,20 @@ impl History {
     /// How many rings are kept.
     pub fn channels(&self) -> usize {
         self.rings.len()
+    }
+}
+
+/// Calls `f` with `channel` in lower case, without allocating for a name of a usual length.
+fn lowered<R>(channel: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..channel.len()) {
+        Some(key) => {
+            key.copy_from_slice(channel.as_bytes());
+            key.make_ascii_lowercase();
+            // Lower-casing ASCII letters keeps UTF-8 valid.
+            f(std::str::from_utf8(key).unwrap_or_default())
+        }
+        None => f(&channel.to_ascii_lowercase()),
     }
 }
 
