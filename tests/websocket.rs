@@ -29,7 +29,9 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const HELP_WORDS: [&str; 6] = ["/help", "/list", "/join", "/msg", "/ignore", "/quit"];
+const HELP_WORDS: [&str; 7] = [
+    "/help", "/list", "/join", "/msg", "/ignore", "/quit", "/history",
+];
 
 fn ws_server(extra: Value) -> Server {
     Server::start_expecting(extra, &["telnet", "websocket"])
@@ -295,7 +297,7 @@ fn library_client_chats_with_a_telnet_user() {
         "help frame: {help:?}"
     );
     let lines: Vec<&str> = help.split('\n').collect();
-    assert_eq!(lines.len(), 7, "header + six commands: {help:?}");
+    assert_eq!(lines.len(), 8, "header + seven commands: {help:?}");
     for l in &lines[1..] {
         assert!(l.starts_with('/') && l.contains('\t'), "help line {l:?}");
     }
