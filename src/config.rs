@@ -23,7 +23,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::Value;
 
 /// Largest accepted `max_input_bytes` (and so `max_line_bytes`): 1 MiB.
@@ -35,7 +34,7 @@ const MIN_OUTPUT_LIMIT: usize = 1024;
 /// Largest accepted `http_max_body_bytes`: 16 MiB.
 const MAX_HTTP_BODY: usize = 16 << 20;
 /// Shortest accepted `admin_token`, in characters.
-const MIN_TOKEN_CHARS: usize = 16;
+pub const MIN_TOKEN_CHARS: usize = 16;
 /// Largest `history_size` (entries per channel).
 const MAX_HISTORY_SIZE: usize = 100_000;
 /// Largest `history_channels`.
@@ -52,8 +51,7 @@ macro_rules! define_config {
         /// Field names are the file's keys. Durations are in seconds and sizes in bytes.
         /// Build one with [`Config::load`] or [`Config::from_json_str`] (both validate), or
         /// start from `Config::default()` and call [`Config::validate`] after changing it.
-        #[derive(Debug, Clone, PartialEq, Deserialize)]
-        #[serde(deny_unknown_fields, default)]
+        #[derive(Debug, Clone, PartialEq)]
         pub struct Config {
             $( $(#[$doc])* pub $field: $ty, )*
         }
@@ -93,7 +91,8 @@ define_config! {
     websocket_port: u16 = 4004,
     /// Path of the chat log (JSON Lines), appended to.
     log_file: String = "chat-server.log".to_owned(),
-    /// Bearer token for the admin REST endpoints; `None` disables them.
+    /// Bearer token for the admin REST endpoints (see [`check_admin_token`]); `None`: the
+    /// environment variable [`ADMIN_TOKEN_ENV`], else a random token printed at start-up.
     admin_token: Option<String> = None,
     /// Extra `Origin`s allowed to open the WebSocket, e.g. `https://chat.example.com`.
     allowed_origins: Vec<String> = Vec::new(),
@@ -142,6 +141,8 @@ define_config! {
     tcp_keepalive_s: f64 = 60.0,
     /// Time to flush goodbyes on SIGTERM before exiting.
     shutdown_grace_s: f64 = 2.0,
+    /// The message of the day (`/motd`, and after a nickname is accepted); may hold `\n`.
+    motd: Option<String> = None,
     /// Chat history entries (chat, actions, announcements, topic changes) kept per channel.
     history_size: usize = 200,
     /// Channels whose history is kept; the least recently active is dropped first.
@@ -149,8 +150,8 @@ define_config! {
     /// History entries replayed to a user joining a channel (0: none; at most `history_size`
     /// are replayed).
     history_on_join: usize = 20,
-    /// Bytes at the end of the log read at start-up to rebuild the history (0: none).
-    history_scan_bytes: u64 = 4 * 1024 * 1024,
+    /// Bytes at the end of the log read at start-up to rebuild topics and history (0: none).
+    history_scan_bytes: u64 = 4 << 20,
 }
 
 /// A config file that cannot be used; the message is one line naming the file and the problem.
@@ -212,15 +213,7 @@ impl Config {
             return Err("\"log_file\" must not be empty".to_owned());
         }
         if let Some(token) = &self.admin_token {
-            // The token is a secret: never echo it.
-            if token.chars().count() < MIN_TOKEN_CHARS {
-                return Err(format!(
-                    "\"admin_token\" must be at least {MIN_TOKEN_CHARS} characters long"
-                ));
-            }
-            if token.chars().any(char::is_whitespace) {
-                return Err("\"admin_token\" must not contain whitespace".to_owned());
-            }
+            check_admin_token(token).map_err(|rule| format!("\"admin_token\" {rule}"))?;
         }
         for origin in &self.allowed_origins {
             check_origin(origin)
@@ -320,6 +313,9 @@ impl Config {
             ("tcp_keepalive_s", self.tcp_keepalive_s),
             ("shutdown_grace_s", self.shutdown_grace_s),
         ];
+        if let Some(motd) = &self.motd {
+            check_motd(motd)?;
+        }
         for (key, secs) in seconds {
             if !(secs.is_finite() && secs > 0.0) {
                 return Err(format!(
@@ -337,6 +333,69 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The environment variable that supplies the admin token when the config has none.
+pub const ADMIN_TOKEN_ENV: &str = "CHAT_ADMIN_TOKEN";
+
+/// The rule every admin token the operator sets must follow, wherever it comes from: at least
+/// [`MIN_TOKEN_CHARS`] characters, no whitespace. The error completes the sentence "the token
+/// ..." and never echoes the token (it is a secret).
+pub fn check_admin_token(token: &str) -> Result<(), String> {
+    if token.chars().count() < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "must be at least {MIN_TOKEN_CHARS} characters long"
+        ));
+    }
+    if token.chars().any(char::is_whitespace) {
+        return Err("must not contain whitespace".to_owned());
+    }
+    Ok(())
+}
+
+/// The admin token the operator chose: the config's `admin_token`, else `env` (the value of
+/// [`ADMIN_TOKEN_ENV`], if set). `Ok(None)` when neither is set. A token from the environment
+/// that breaks [`check_admin_token`] (or is not UTF-8) is an error naming the variable and the
+/// rule; the config's own token was checked when the config was loaded.
+pub fn operator_admin_token(
+    config: &Config,
+    env: Option<std::ffi::OsString>,
+) -> Result<Option<String>, String> {
+    if let Some(token) = &config.admin_token {
+        return Ok(Some(token.clone()));
+    }
+    let Some(value) = env else {
+        return Ok(None);
+    };
+    let token = value
+        .into_string()
+        .map_err(|_| format!("environment variable {ADMIN_TOKEN_ENV} must be UTF-8 text"))?;
+    check_admin_token(&token)
+        .map_err(|rule| format!("environment variable {ADMIN_TOKEN_ENV} {rule}"))?;
+    Ok(Some(token))
+}
+
+/// The longest message of the day, in bytes.
+const MAX_MOTD_BYTES: usize = 4096;
+
+/// A message of the day is text users see as it is: no control characters but line breaks
+/// and TAB, and at most [`MAX_MOTD_BYTES`].
+fn check_motd(motd: &str) -> Result<(), String> {
+    if motd.len() > MAX_MOTD_BYTES {
+        return Err(format!(
+            "\"motd\" must be at most {MAX_MOTD_BYTES} bytes, got {}",
+            motd.len()
+        ));
+    }
+    if let Some(c) = motd
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(format!(
+            "\"motd\" must not hold control characters other than line breaks and TAB, found {c:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects two listeners configured on the same non-zero port (port 0 picks a free port).
@@ -550,548 +609,4 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The config file the original Go project shipped.
-    const SHIPPED: &str = r#"{"telnet_port": 4000, "rest_port": 4001, "websocket_port": 4004, "log_file": "chat-server.log", "ip": "0.0.0.0"}"#;
-
-    fn parse_err(text: &str) -> String {
-        match Config::from_json_str(text) {
-            Ok(config) => panic!("expected an error for {text}, got {config:?}"),
-            Err(e) => e,
-        }
-    }
-
-    /// Validates `Config::default()` changed by `change`, expecting an error naming `key`.
-    fn invalid(key: &str, change: impl FnOnce(&mut Config)) -> String {
-        let mut config = Config::default();
-        change(&mut config);
-        match config.validate() {
-            Ok(()) => panic!("expected {key} to be rejected: {config:?}"),
-            Err(e) => {
-                assert!(
-                    e.contains(&format!("\"{key}\"")),
-                    "{e:?} does not name {key}"
-                );
-                assert!(!e.contains('\n'));
-                e
-            }
-        }
-    }
-
-    #[test]
-    fn shipped_file_is_the_default() {
-        assert_eq!(Config::from_json_str(SHIPPED), Ok(Config::default()));
-        // The derived Deserialize agrees.
-        let derived: Config = serde_json::from_str(SHIPPED).unwrap();
-        assert_eq!(derived, Config::default());
-    }
-
-    #[test]
-    fn empty_object_is_the_default() {
-        assert_eq!(Config::from_json_str("{}"), Ok(Config::default()));
-        assert_eq!(Config::from_json_str(" \n{ }\n"), Ok(Config::default()));
-        assert_eq!(Config::from_json_str("\u{feff}{}"), Ok(Config::default()));
-        assert!(Config::default().validate().is_ok());
-    }
-
-    #[test]
-    fn known_keys_match_the_struct() {
-        let documented = [
-            "ip",
-            "telnet_port",
-            "rest_port",
-            "websocket_port",
-            "log_file",
-            "admin_token",
-            "allowed_origins",
-            "max_line_bytes",
-            "max_input_bytes",
-            "nick_timeout_s",
-            "output_hard_limit_bytes",
-            "output_soft_limit_bytes",
-            "output_soft_limit_s",
-            "lines_burst",
-            "lines_per_s",
-            "max_connections",
-            "max_connections_per_ip",
-            "limit_loopback",
-            "ws_max_message_bytes",
-            "ws_read_buffer_bytes",
-            "ws_handshake_timeout_s",
-            "ws_ping_interval_s",
-            "ws_idle_timeout_s",
-            "http_max_header_bytes",
-            "http_max_body_bytes",
-            "http_header_timeout_s",
-            "http_body_timeout_s",
-            "tcp_keepalive_s",
-            "shutdown_grace_s",
-            "history_size",
-            "history_channels",
-            "history_on_join",
-            "history_scan_bytes",
-        ];
-        assert_eq!(KNOWN_KEYS, &documented[..]);
-        // Every known key is a field that the derived Deserialize and set_field accept.
-        for key in KNOWN_KEYS {
-            let derived: Result<Config, _> = serde_json::from_str(&format!("{{{key:?}: {{}}}}"));
-            let e = derived.unwrap_err().to_string();
-            assert!(!e.contains("unknown field"), "{key}: {e}");
-            let e = Config::default()
-                .set_field(key, Value::Object(Default::default()))
-                .unwrap_err();
-            assert!(!e.contains("unknown key"), "{key}: {e}");
-        }
-    }
-
-    #[test]
-    fn every_key_parses() {
-        let text = r#"{
-            "ip": "::1", "telnet_port": 0, "rest_port": 0, "websocket_port": 0,
-            "log_file": "x.log", "admin_token": "0123456789abcdef",
-            "allowed_origins": ["https://chat.example.com", "http://localhost:8080"],
-            "max_line_bytes": 100, "max_input_bytes": 200, "nick_timeout_s": 0.2,
-            "output_hard_limit_bytes": 2048, "output_soft_limit_bytes": 1024,
-            "output_soft_limit_s": 1.5, "lines_burst": 1, "lines_per_s": 0.5,
-            "max_connections": 10, "max_connections_per_ip": 2, "limit_loopback": true,
-            "ws_max_message_bytes": 125, "ws_read_buffer_bytes": 1024,
-            "ws_handshake_timeout_s": 1, "ws_ping_interval_s": 2, "ws_idle_timeout_s": 3,
-            "http_max_header_bytes": 1024, "http_max_body_bytes": 0,
-            "http_header_timeout_s": 4, "http_body_timeout_s": 5, "tcp_keepalive_s": 6,
-            "shutdown_grace_s": 0.25, "history_size": 50, "history_channels": 7,
-            "history_on_join": 0, "history_scan_bytes": 1024
-        }"#;
-        let config = Config::from_json_str(text).unwrap();
-        let expected = Config {
-            ip: "::1".into(),
-            telnet_port: 0,
-            rest_port: 0,
-            websocket_port: 0,
-            log_file: "x.log".into(),
-            admin_token: Some("0123456789abcdef".into()),
-            allowed_origins: vec![
-                "https://chat.example.com".into(),
-                "http://localhost:8080".into(),
-            ],
-            max_line_bytes: 100,
-            max_input_bytes: 200,
-            nick_timeout_s: 0.2,
-            output_hard_limit_bytes: 2048,
-            output_soft_limit_bytes: 1024,
-            output_soft_limit_s: 1.5,
-            lines_burst: 1,
-            lines_per_s: 0.5,
-            max_connections: Some(10),
-            max_connections_per_ip: 2,
-            limit_loopback: true,
-            ws_max_message_bytes: 125,
-            ws_read_buffer_bytes: 1024,
-            ws_handshake_timeout_s: 1.0,
-            ws_ping_interval_s: 2.0,
-            ws_idle_timeout_s: 3.0,
-            http_max_header_bytes: 1024,
-            http_max_body_bytes: 0,
-            http_header_timeout_s: 4.0,
-            http_body_timeout_s: 5.0,
-            tcp_keepalive_s: 6.0,
-            shutdown_grace_s: 0.25,
-            history_size: 50,
-            history_channels: 7,
-            history_on_join: 0,
-            history_scan_bytes: 1024,
-        };
-        assert_eq!(config, expected);
-        // The derived Deserialize agrees with the key-by-key parser.
-        let derived: Config = serde_json::from_str(text).unwrap();
-        assert_eq!(derived, expected);
-    }
-
-    #[test]
-    fn port_zero_and_nulls_accepted() {
-        let config =
-            Config::from_json_str(r#"{"telnet_port": 0, "rest_port": 0, "websocket_port": 0}"#)
-                .unwrap();
-        assert_eq!(
-            (config.telnet_port, config.rest_port, config.websocket_port),
-            (0, 0, 0)
-        );
-        let config =
-            Config::from_json_str(r#"{"admin_token": null, "max_connections": null}"#).unwrap();
-        assert_eq!(config, Config::default());
-    }
-
-    #[test]
-    fn fractional_seconds_accepted() {
-        let config =
-            Config::from_json_str(r#"{"nick_timeout_s": 0.2, "ws_ping_interval_s": 0.05}"#)
-                .unwrap();
-        assert_eq!(config.nick_timeout_s, 0.2);
-        assert_eq!(duration(config.nick_timeout_s), Duration::from_millis(200));
-        assert_eq!(
-            duration(config.ws_ping_interval_s),
-            Duration::from_millis(50)
-        );
-    }
-
-    #[test]
-    fn unknown_key_rejected_naming_it() {
-        let e = parse_err("{\n  \"telnet_port\": 4000,\n  \"foo\": 1\n}");
-        assert!(e.starts_with("unknown key \"foo\" at line 3 column"), "{e}");
-        assert!(
-            e.contains("(known keys: ip, telnet_port, rest_port,"),
-            "{e}"
-        );
-        assert!(e.contains("shutdown_grace_s, history_size,"), "{e}");
-        assert!(!e.contains('\n'));
-        // Case matters: the Go-era keys are exact.
-        let e = parse_err(r#"{"Telnet_Port": 4000}"#);
-        assert!(e.starts_with("unknown key \"Telnet_Port\""), "{e}");
-        // A key with a newline in it stays on one line.
-        let e = parse_err("{\"a\\nb\": 1}");
-        assert!(e.starts_with(r#"unknown key "a\nb""#), "{e}");
-    }
-
-    #[test]
-    fn bad_value_rejected_naming_it() {
-        let e = parse_err(r#"{"telnet_port": 70000}"#);
-        assert!(
-            e.starts_with("bad value for \"telnet_port\": invalid value: integer `70000`, expected u16 at line 1 column"),
-            "{e}"
-        );
-        let e = parse_err(r#"{"nick_timeout_s": "60"}"#);
-        assert!(
-            e.starts_with("bad value for \"nick_timeout_s\": invalid type: string \"60\""),
-            "{e}"
-        );
-        let e = parse_err(r#"{"limit_loopback": 1}"#);
-        assert!(e.starts_with("bad value for \"limit_loopback\":"), "{e}");
-        let e = parse_err(r#"{"allowed_origins": "https://a.example"}"#);
-        assert!(e.starts_with("bad value for \"allowed_origins\":"), "{e}");
-        let e = parse_err(r#"{"max_line_bytes": -1}"#);
-        assert!(e.starts_with("bad value for \"max_line_bytes\":"), "{e}");
-        let e = parse_err(r#"{"ip": null}"#);
-        assert!(e.starts_with("bad value for \"ip\":"), "{e}");
-        let e = parse_err(r#"{"rest_port": 4001.0}"#);
-        assert!(e.starts_with("bad value for \"rest_port\":"), "{e}");
-    }
-
-    #[test]
-    fn duplicate_key_rejected() {
-        let e = parse_err(r#"{"ip": "0.0.0.0", "ip": "127.0.0.1"}"#);
-        assert!(
-            e.starts_with("duplicate key \"ip\" at line 1 column"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn invalid_json_rejected_with_position() {
-        let e = parse_err("{\n  \"ip\": \"0.0.0.0\",\n  }");
-        assert!(e.starts_with("invalid JSON at line 3 column 3: "), "{e}");
-        let e = parse_err("");
-        assert!(e.starts_with("invalid JSON at line 1 column 0: EOF"), "{e}");
-        let e = parse_err("{} {}");
-        assert!(
-            e.starts_with("invalid JSON at line 1 column 4: trailing characters"),
-            "{e}"
-        );
-        let e = parse_err("[1]");
-        assert!(e.contains("expected a JSON object of settings"), "{e}");
-        let e = parse_err("null");
-        assert!(e.contains("expected a JSON object of settings"), "{e}");
-    }
-
-    #[test]
-    fn validation_runs_on_parse() {
-        let e = parse_err(r#"{"nick_timeout_s": -1}"#);
-        assert_eq!(
-            e,
-            "\"nick_timeout_s\" must be a positive number of seconds, got -1"
-        );
-    }
-
-    #[test]
-    fn rejects_bad_ip_and_log_file() {
-        invalid("ip", |c| c.ip = "localhost".into());
-        invalid("ip", |c| c.ip = String::new());
-        invalid("ip", |c| c.ip = "0.0.0.0:4000".into());
-        invalid("log_file", |c| c.log_file = String::new());
-    }
-
-    #[test]
-    fn rejects_clashing_ports() {
-        let e = invalid("telnet_port", |c| c.rest_port = c.telnet_port);
-        assert!(e.contains("\"rest_port\""), "{e}");
-        invalid("websocket_port", |c| c.websocket_port = c.rest_port);
-    }
-
-    #[test]
-    fn rejects_bad_line_limits() {
-        invalid("max_line_bytes", |c| c.max_line_bytes = 0);
-        let e = invalid("max_line_bytes", |c| {
-            c.max_line_bytes = c.max_input_bytes + 1
-        });
-        assert!(e.contains("\"max_input_bytes\""), "{e}");
-        invalid("max_input_bytes", |c| {
-            c.max_input_bytes = MAX_INPUT_LIMIT + 1
-        });
-        let mut ok = Config {
-            max_line_bytes: MAX_INPUT_LIMIT,
-            max_input_bytes: MAX_INPUT_LIMIT,
-            ..Config::default()
-        };
-        assert!(ok.validate().is_ok());
-        ok.max_line_bytes = 1;
-        assert!(ok.validate().is_ok());
-    }
-
-    #[test]
-    fn rejects_bad_seconds() {
-        let keys = [
-            "nick_timeout_s",
-            "output_soft_limit_s",
-            "ws_handshake_timeout_s",
-            "ws_ping_interval_s",
-            "ws_idle_timeout_s",
-            "http_header_timeout_s",
-            "http_body_timeout_s",
-            "tcp_keepalive_s",
-            "shutdown_grace_s",
-        ];
-        for key in keys {
-            for bad in ["0", "-1", "1000000.5", "1e300"] {
-                let e = parse_err(&format!("{{{key:?}: {bad}}}"));
-                assert!(e.starts_with(&format!("{key:?} must be ")), "{e}");
-            }
-            assert!(Config::from_json_str(&format!("{{{key:?}: 1000000}}")).is_ok());
-            assert!(Config::from_json_str(&format!("{{{key:?}: 0.001}}")).is_ok());
-        }
-        let e = invalid("nick_timeout_s", |c| c.nick_timeout_s = f64::NAN);
-        assert!(e.ends_with("got NaN"), "{e}");
-        invalid("shutdown_grace_s", |c| c.shutdown_grace_s = f64::INFINITY);
-        let e = invalid("tcp_keepalive_s", |c| c.tcp_keepalive_s = 1e300);
-        assert!(e.ends_with("got 1e300"), "{e}");
-    }
-
-    #[test]
-    fn rejects_bad_history_settings() {
-        invalid("history_size", |c| c.history_size = 0);
-        invalid("history_size", |c| c.history_size = 100_001);
-        invalid("history_channels", |c| c.history_channels = 0);
-        invalid("history_scan_bytes", |c| {
-            c.history_scan_bytes = (1 << 30) + 1
-        });
-        assert!(
-            Config::from_json_str(r#"{"history_on_join": 0, "history_scan_bytes": 0}"#).is_ok()
-        );
-    }
-
-    #[test]
-    fn rejects_bad_output_limits() {
-        invalid("output_soft_limit_bytes", |c| {
-            c.output_soft_limit_bytes = 1023
-        });
-        invalid("output_hard_limit_bytes", |c| {
-            c.output_soft_limit_bytes = 1024;
-            c.output_hard_limit_bytes = 1023;
-        });
-        let e = invalid("output_soft_limit_bytes", |c| {
-            c.output_soft_limit_bytes = c.output_hard_limit_bytes + 1
-        });
-        assert!(e.contains("\"output_hard_limit_bytes\""), "{e}");
-        let ok = Config {
-            output_soft_limit_bytes: 1024,
-            output_hard_limit_bytes: 1024,
-            ..Config::default()
-        };
-        assert!(ok.validate().is_ok());
-    }
-
-    #[test]
-    fn rejects_bad_line_rate() {
-        invalid("lines_burst", |c| c.lines_burst = 0);
-        invalid("lines_per_s", |c| c.lines_per_s = 0.0);
-        invalid("lines_per_s", |c| c.lines_per_s = -5.0);
-        invalid("lines_per_s", |c| c.lines_per_s = f64::NAN);
-        invalid("lines_per_s", |c| c.lines_per_s = 2e6);
-        let ok = Config {
-            lines_per_s: 0.1,
-            ..Config::default()
-        };
-        assert!(ok.validate().is_ok());
-    }
-
-    #[test]
-    fn rejects_bad_connection_limits() {
-        invalid("max_connections", |c| c.max_connections = Some(0));
-        invalid("max_connections_per_ip", |c| c.max_connections_per_ip = 0);
-        let ok = Config {
-            max_connections: Some(1),
-            max_connections_per_ip: 1,
-            ..Config::default()
-        };
-        assert!(ok.validate().is_ok());
-    }
-
-    #[test]
-    fn rejects_bad_websocket_sizes() {
-        invalid("ws_max_message_bytes", |c| c.ws_max_message_bytes = 124);
-        invalid("ws_max_message_bytes", |c| {
-            c.ws_max_message_bytes = MAX_INPUT_LIMIT + 1
-        });
-        invalid("ws_read_buffer_bytes", |c| c.ws_read_buffer_bytes = 1023);
-        invalid("ws_read_buffer_bytes", |c| c.ws_read_buffer_bytes = 65_537);
-        let ok = Config {
-            ws_max_message_bytes: MAX_INPUT_LIMIT,
-            ws_read_buffer_bytes: 65_536,
-            ..Config::default()
-        };
-        assert!(ok.validate().is_ok());
-    }
-
-    #[test]
-    fn rejects_bad_http_sizes() {
-        invalid("http_max_header_bytes", |c| c.http_max_header_bytes = 1023);
-        invalid("http_max_header_bytes", |c| {
-            c.http_max_header_bytes = MAX_INPUT_LIMIT + 1
-        });
-        invalid("http_max_body_bytes", |c| {
-            c.http_max_body_bytes = MAX_HTTP_BODY + 1
-        });
-        let ok = Config {
-            http_max_body_bytes: MAX_HTTP_BODY,
-            ..Config::default()
-        };
-        assert!(ok.validate().is_ok());
-    }
-
-    #[test]
-    fn rejects_bad_admin_token_without_echoing_it() {
-        let e = invalid("admin_token", |c| {
-            c.admin_token = Some("short-secret".into())
-        });
-        assert!(!e.contains("short-secret"), "{e}");
-        let e = invalid("admin_token", |c| {
-            c.admin_token = Some("0123456789 abcdef".into())
-        });
-        assert!(!e.contains("0123456789"), "{e}");
-        invalid("admin_token", |c| {
-            c.admin_token = Some("0123456789abcdef\t".into())
-        });
-        invalid("admin_token", |c| c.admin_token = Some(String::new()));
-    }
-
-    #[test]
-    fn origins() {
-        for good in [
-            "https://chat.example.com",
-            "http://localhost",
-            "http://localhost:8080",
-            "https://127.0.0.1:443",
-            "http://[::1]",
-            "https://[2001:db8::1]:8443",
-            "https://xn--bcher-kva.example",
-        ] {
-            assert_eq!(check_origin(good), Ok(()), "{good}");
-        }
-        for bad in [
-            "chat.example.com",
-            "ftp://chat.example.com",
-            "HTTPS://chat.example.com",
-            "https://Chat.Example.com",
-            "https://chat.example.com/",
-            "https://chat.example.com/path",
-            "https://chat.example.com?x",
-            "https://user@chat.example.com",
-            "https://",
-            "https://:8080",
-            "https://chat.example.com:",
-            "https://chat.example.com:0",
-            "https://chat.example.com:65536",
-            "https://chat.example.com:+80",
-            "https://[::1",
-            "https://[zz]",
-            "https://[::1]8080",
-            "https://*.example.com",
-            "null",
-            "",
-        ] {
-            assert!(check_origin(bad).is_err(), "{bad}");
-            invalid("allowed_origins", |c| {
-                c.allowed_origins = vec!["https://ok.example".into(), bad.into()]
-            });
-        }
-        let e = parse_err(r#"{"allowed_origins": ["https://a.example/"]}"#);
-        assert!(
-            e.starts_with(r#""allowed_origins" entry "https://a.example/" must not have a path"#),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn duration_saturates() {
-        assert_eq!(duration(0.2), Duration::from_millis(200));
-        assert_eq!(duration(60.0), Duration::from_secs(60));
-        assert_eq!(duration(0.0), Duration::ZERO);
-        assert_eq!(duration(-1.0), Duration::ZERO);
-        assert_eq!(duration(f64::NAN), Duration::ZERO);
-        assert_eq!(duration(f64::INFINITY), Duration::MAX);
-        assert_eq!(duration(1e300), Duration::MAX);
-    }
-
-    #[test]
-    fn load_errors_name_the_file() {
-        let dir =
-            std::env::temp_dir().join(format!("chat-server-config-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-
-        let missing = dir.join("missing.json");
-        let e = Config::load(&missing).unwrap_err().to_string();
-        assert!(
-            e.starts_with(&format!(
-                "config file {:?}: cannot read: ",
-                missing.display().to_string()
-            )),
-            "{e}"
-        );
-
-        let good = dir.join("good.json");
-        std::fs::write(&good, SHIPPED).unwrap();
-        assert_eq!(Config::load(&good), Ok(Config::default()));
-
-        let bad = dir.join("bad.json");
-        std::fs::write(&bad, "{\n  \"ip\": \"0.0.0.0\",\n  \"foo\": true\n}\n").unwrap();
-        let e = Config::load(&bad).unwrap_err();
-        let expected_prefix = format!(
-            "config file {:?}: unknown key \"foo\" at line 3",
-            bad.display().to_string()
-        );
-        assert!(e.0.starts_with(&expected_prefix), "{e}");
-
-        let binary = dir.join("binary.json");
-        std::fs::write(&binary, b"{\"ip\": \"\xff\"}").unwrap();
-        let e = Config::load(&binary).unwrap_err().to_string();
-        assert!(e.contains(": not UTF-8 text: "), "{e}");
-
-        let e = Config::load(&dir).unwrap_err().to_string();
-        assert!(e.contains(": cannot read: "), "{e}");
-
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn config_error_is_an_error() {
-        let e: Box<dyn std::error::Error> = Box::new(ConfigError("config file \"x\": oops".into()));
-        assert_eq!(e.to_string(), "config file \"x\": oops");
-    }
-
-    #[test]
-    fn one_line_joins_lines() {
-        assert_eq!(one_line("a\nb\r\nc"), "a b c");
-        assert_eq!(fmt_num(-1.0), "-1");
-        assert_eq!(fmt_num(0.2), "0.2");
-        assert_eq!(fmt_num(1e300), "1e300");
-    }
-}
+mod tests;

@@ -3,7 +3,7 @@
 //! the server cannot start (a port in use, the log file unwritable).
 
 use chat_server::cli::{parse_args, CliAction, USAGE};
-use chat_server::config::Config;
+use chat_server::config::{self, Config, ADMIN_TOKEN_ENV};
 use chat_server::log_store::LogStore;
 use chat_server::server::{ListenKind, Server};
 use std::path::Path;
@@ -70,6 +70,14 @@ fn run(config_path: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A token the operator set and got wrong stops start-up, like any other config error.
+    let token = match config::operator_admin_token(&config, std::env::var_os(ADMIN_TOKEN_ENV)) {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_logging();
     let log = match LogStore::open(Path::new(&config.log_file)) {
         Ok(l) => l,
@@ -78,7 +86,7 @@ fn run(config_path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let token = admin_token(&config);
+    let token = token.unwrap_or_else(generated_admin_token);
     let server = match Server::bind(&config, log, token) {
         Ok(s) => s,
         Err(e) => {
@@ -108,17 +116,8 @@ fn run(config_path: &Path) -> ExitCode {
     }
 }
 
-/// The admin token: the config's, else `CHAT_ADMIN_TOKEN`, else a random one printed once.
-fn admin_token(config: &Config) -> String {
-    if let Some(token) = &config.admin_token {
-        return token.clone();
-    }
-    if let Ok(token) = std::env::var("CHAT_ADMIN_TOKEN") {
-        if token.len() >= 16 && !token.chars().any(char::is_whitespace) {
-            return token;
-        }
-        log::warn!("CHAT_ADMIN_TOKEN is shorter than 16 characters or has spaces; ignoring it");
-    }
+/// The admin token when the operator set none: a random one, printed once.
+fn generated_admin_token() -> String {
     let token = random_token();
     // Printed once, to stderr only; never written to the chat log.
     eprintln!(

@@ -92,6 +92,39 @@ pub enum Record<'a> {
         channel: Option<Cow<'a, str>>,
         recipients: u64,
     },
+    /// A user changed nickname (`/nick`).
+    NickChange {
+        conn: u64,
+        #[serde(borrow)]
+        old: Cow<'a, str>,
+        #[serde(borrow)]
+        new: Cow<'a, str>,
+    },
+    /// An action in a channel (`/me waves`).
+    Action {
+        #[serde(borrow)]
+        nick: Cow<'a, str>,
+        #[serde(borrow)]
+        channel: Cow<'a, str>,
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    },
+    /// A channel's topic was set (`/topic text`).
+    Topic {
+        #[serde(borrow)]
+        nick: Cow<'a, str>,
+        #[serde(borrow)]
+        channel: Cow<'a, str>,
+        #[serde(borrow)]
+        topic: Cow<'a, str>,
+    },
+    /// A user marked away (`/away`, with its message) or back (`/back`, no message).
+    Away {
+        #[serde(borrow)]
+        nick: Cow<'a, str>,
+        #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+        message: Option<Cow<'a, str>>,
+    },
     /// An error: a failed command, rejected input, an I/O problem.
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,13 +137,15 @@ pub enum Record<'a> {
 }
 
 impl Record<'_> {
-    /// True for the records that carry a message people read: chat, private, announcement.
-    /// These are the ones that are refused when they cannot be logged, and the ones the log
-    /// query searches.
+    /// True for the records that carry a message people read: chat, action, private,
+    /// announcement. These are the ones that are refused when they cannot be logged.
     pub fn is_message(&self) -> bool {
         matches!(
             self,
-            Record::Chat { .. } | Record::Private { .. } | Record::Announcement { .. }
+            Record::Chat { .. }
+                | Record::Action { .. }
+                | Record::Private { .. }
+                | Record::Announcement { .. }
         )
     }
 }

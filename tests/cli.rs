@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{server_bin, TempDir};
+use common::{server_bin, TempDir, DEADLINE};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn run(args: &[&str], dir: &Path) -> Output {
     Command::new(server_bin())
@@ -198,4 +199,41 @@ fn an_unexpected_argument_is_rejected() {
     assert_usage_error(&out, &["extra"]);
     let out = run(&["-c"], dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+}
+
+/// A token from `CHAT_ADMIN_TOKEN` that breaks the rule stops start-up (exit 2) with an error
+/// that names the variable and the rule and does not echo the secret; it is never silently
+/// replaced by a random token.
+#[test]
+fn a_bad_admin_token_in_the_environment_stops_start_up() {
+    let dir = TempDir::new("cli");
+    let config = dir.write(
+        "config.json",
+        r#"{"ip": "127.0.0.1", "telnet_port": 0, "rest_port": 0, "websocket_port": 0, "log_file": "chat.log"}"#,
+    );
+    for (token, rule) in [
+        ("short-secret", "at least 16 characters"),
+        ("secret with spaces in it", "must not contain whitespace"),
+    ] {
+        let mut child = Command::new(server_bin())
+            .args(["-c", config.to_str().unwrap()])
+            .env("CHAT_ADMIN_TOKEN", token)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", server_bin()));
+        // A server that started anyway would run until killed: wait with a deadline.
+        let end = Instant::now() + DEADLINE;
+        while child.try_wait().unwrap().is_none() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if child.try_wait().unwrap().is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_usage_error(&out, &["CHAT_ADMIN_TOKEN", rule]);
+        assert!(!text(&out.stderr).contains(token), "{}", describe(&out));
+        assert!(!dir.path().join("chat.log").exists(), "the server started");
+    }
 }

@@ -49,6 +49,8 @@ fn messages_come_back_after_a_restart_in_order_and_once() {
         alice.send_line(text);
         alice.wait_for(text, |l| is_chat(l, "alice", text));
     }
+    alice.send_line("/me waves");
+    alice.wait_for("the action", |l| l.ends_with("-* @alice waves"));
     announce(&mut first, "#g", "back at noon");
     alice.wait_for("the announcement", |l| l.ends_with("back at noon"));
     first.sigterm();
@@ -70,11 +72,12 @@ fn messages_come_back_after_a_restart_in_order_and_once() {
         "Recent messages in #g:",
         "End of recent messages.",
     );
-    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(lines.len(), 7, "{lines:?}");
     for (line, text) in lines[1..4].iter().zip(["one", "two", "three"]) {
         assert!(is_chat(line, "alice", text), "{line:?} in {lines:?}");
     }
-    assert_eq!(lines[4], "Public Server Announcement: back at noon");
+    assert!(lines[4].ends_with("-* @alice waves"), "{lines:?}");
+    assert_eq!(lines[5], "Public Server Announcement: back at noon");
     bob.expect_match("the join notice", |l| {
         is_event(l, "bob", "just joined channel #g")
     });

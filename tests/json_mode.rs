@@ -41,7 +41,7 @@ fn event_of<'a>(kind: u8, line: &'a str, text: &'a str, members: &'a [Member<'a>
         nick: "alice",
         text,
     };
-    let kind = match kind % 6 {
+    let kind = match kind % 8 {
         0 => EventKind::Chat(said),
         1 => EventKind::Action(said),
         2 => EventKind::Private {
@@ -61,6 +61,19 @@ fn event_of<'a>(kind: u8, line: &'a str, text: &'a str, members: &'a [Member<'a>
             channel: "#g",
             members,
         },
+        5 => EventKind::Nick {
+            seq: 7,
+            ts_ms: 0,
+            old: "alice",
+            new: text,
+        },
+        6 => EventKind::Topic {
+            seq: 8,
+            ts_ms: 0,
+            channel: "#g",
+            nick: "alice",
+            topic: text,
+        },
         _ => EventKind::Notice,
     };
     Event { line, kind }
@@ -77,7 +90,7 @@ proptest! {
     /// the core can send (lines joined by `\n`, none empty; no CR, as input lines are cleaned).
     #[test]
     fn line_is_what_a_text_client_receives(
-        kind in 0u8..6,
+        kind in 0u8..8,
         lines in proptest::collection::vec("[^\r\n]{1,40}", 1..4),
         text in any::<String>(),
         nick in "[a-z]{1,8}",
@@ -219,13 +232,42 @@ fn every_event_type_has_its_fields_and_the_text_line() {
         json!({"type": "announcement", "channel": "#g", "text": "maintenance", "line": text})
     );
 
-    // members for /list (a multi-line line), and a notice with several lines.
+    // action, topic and nick (SPEC §11's commands).
+    carol.send_line("/me waves");
+    let (_, text) = carol.wait_for("the action", |l| l.ends_with("-* @carol waves"));
+    assert_eq!(
+        stamped(&server, next_json(&mut bob)),
+        json!({"type": "action", "channel": "#g", "nick": "carol", "text": "waves", "line": text})
+    );
+    carol.send_line("/topic JSON talk");
+    let (_, text) = carol.wait_for("the topic", |l| {
+        is_event(l, "carol", "set the topic of #g: JSON talk")
+    });
+    assert_eq!(
+        stamped(&server, next_json(&mut bob)),
+        json!({"type": "topic", "channel": "#g", "nick": "carol", "topic": "JSON talk", "line": text})
+    );
+    carol.send_line("/nick caro");
+    let (_, text) = carol.wait_for("the rename", |l| {
+        is_event(l, "carol", "is now known as @caro")
+    });
+    assert_eq!(
+        stamped(&server, next_json(&mut bob)),
+        json!({"type": "nick", "old": "carol", "new": "caro", "line": text})
+    );
+
+    // members for /list (a multi-line line, with away), and a notice with several lines.
+    carol.send_line("/away lunch");
+    carol.wait_for("the away answer", |l| {
+        l == "You are now marked as away: lunch"
+    });
     bob.send_text("/list");
     let list = next_json(&mut bob);
-    assert_eq!(list["type"], "members");
     assert_eq!(
-        list["line"],
-        "Here is the list of all users in this channel\n@carol\n@bob"
+        list,
+        json!({"type": "members", "channel": "#g",
+               "members": [{"nick": "caro", "away": true}, {"nick": "bob", "away": false}],
+               "line": "Here is the list of all users in this channel\n@caro (away)\n@bob"})
     );
     bob.send_text("/help");
     let help = next_json(&mut bob);
@@ -240,10 +282,10 @@ fn every_event_type_has_its_fields_and_the_text_line() {
     let left = next_json(&mut bob);
     let value = stamped(&server, left);
     assert_eq!(value["type"], "leave");
-    assert_eq!(value["nick"], "carol");
+    assert_eq!(value["nick"], "caro");
     assert!(is_event(
         value["line"].as_str().unwrap(),
-        "carol",
+        "caro",
         "left channel #g"
     ));
 }

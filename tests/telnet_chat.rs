@@ -137,7 +137,7 @@ fn greeting_counts_users_and_nicknames_are_checked() {
 }
 
 #[test]
-fn help_lists_the_six_commands_in_fixed_order() {
+fn help_lists_every_command_in_fixed_order() {
     let srv = Server::start_default();
     let mut a = srv.user("alice");
     for _ in 0..2 {
@@ -150,6 +150,15 @@ fn help_lists_the_six_commands_in_fixed_order() {
             "/join #channel",
             "/msg @nickname message",
             "/quit",
+            "/nick newnickname",
+            "/me action",
+            "/topic [text]",
+            "/away [message]",
+            "/back",
+            "/whois @nickname",
+            "/channels",
+            "/unignore @nickname",
+            "/motd",
             "/history [N]",
         ];
         for syntax in expected {

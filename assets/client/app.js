@@ -25,6 +25,15 @@
     { usage: '/msg @nickname message', fill: '/msg @', desc: 'Send a private message' },
     { usage: '/ignore @nickname', fill: '/ignore @', desc: 'Stop private messages from a user' },
     { usage: '/quit', fill: '/quit', desc: 'Leave the chat server' },
+    { usage: '/nick newnickname', fill: '/nick ', desc: 'Change your nickname' },
+    { usage: '/me action', fill: '/me ', desc: 'Show an action, e.g. /me waves' },
+    { usage: '/topic [text]', fill: '/topic', desc: 'Show or set the channel topic' },
+    { usage: '/away [message]', fill: '/away', desc: 'Mark yourself as away' },
+    { usage: '/back', fill: '/back', desc: 'You are back' },
+    { usage: '/whois @nickname', fill: '/whois @', desc: 'Who is this user?' },
+    { usage: '/channels', fill: '/channels', desc: 'List all channels' },
+    { usage: '/unignore @nickname', fill: '/unignore @', desc: 'Stop ignoring a user' },
+    { usage: '/motd', fill: '/motd', desc: 'Show the message of the day' },
     { usage: '/history [N]', fill: '/history', desc: 'Show the last N messages of this channel' },
   ];
   const MAX_LINES = 1000;            // keep the page light in long sessions
@@ -37,21 +46,25 @@
   const RE = {
     chat: new RegExp(`^${TIME}-@([^\\s:]+): ([\\s\\S]*)$`),
     priv: new RegExp(`^${TIME} - \\*Private (from|to) @([^\\s:]+): ([\\s\\S]*)$`),
-    action: new RegExp(`^${TIME}-\\* @(\\S+) ([\\s\\S]*)$`),
     stamped: new RegExp(`^${TIME}-`),
-    topic: /^Topic of (#\S+): ([\s\S]*)$/,
-    noTopic: /^(#\S+) has no topic\.$/,
     joined: new RegExp(`^${TIME}-@(\\S+) just joined channel (#\\S+)$`),
     left: new RegExp(`^${TIME}-@(\\S+) left channel (#\\S+)$`),
+    action: new RegExp(`^${TIME}-\\* @(\\S+) ([\\s\\S]*)$`),
+    topicSet: new RegExp(`^${TIME}-@(\\S+) set the topic of (#\\S+): ([\\s\\S]*)$`),
+    renamed: new RegExp(`^${TIME}-@(\\S+) is now known as @(\\S+)$`),
+    topicIs: /^Topic of (#\S+): ([\s\S]*)$/,
+    noTopic: /^(#\S+) has no topic\.$/,
+    knownAs: /^You are now known as @(\S+)$/,
     thanks: /^Thanks (\S+), now please type/,
     already: /^You are already in channel (#\S+)/,
-    error: /^(Unknown command|Could not find|Invalid|You need to|You are not|You are already|You can not|User @|Your message|The server could not|Binary|Please enter a nickname first)|is already ignored\.$/,
+    error: /^(Unknown command|Could not find|Invalid|You need to|You are not|You are already|You can not|User @|Your message|The server could not|Binary|Please enter a nickname first|Another user|Topics are limited)|is (already|not) ignored\.$/,
   };
 
   const s = {
     ws: null,            // the current WebSocket (events from older ones are ignored)
     nick: null,          // nickname the server accepted on this connection
     channel: null,       // channel we are in on this connection
+    topic: null,         // the topic of that channel, when the server told us
     wantNick: null,      // nickname to (re)send after the next welcome
     wantChannel: null,   // channel to re-join after a reconnect
     welcomed: false,     // server has sent its welcome and waits for a nickname
@@ -153,9 +166,6 @@
       ui.nickInput.select(); ui.nickInput.focus();
       return;
     }
-    let m;
-    if ((m = RE.topic.exec(text))) setTopic(m[1], m[2]);
-    if ((m = RE.noTopic.exec(text))) setTopic(m[1], '');
     if (text.startsWith('You are now marked as away')) setAway(s.nick, true);
     if (text.startsWith('You are no longer marked as away')) setAway(s.nick, false);
     if (text.startsWith('You did not enter a nickname in time')) s.stop = true;
@@ -166,12 +176,23 @@
   // Works out what kind of line this is, tracks our own channel, and adds it to the log.
   function render(text) {
     let m;
+    if (RE.action.test(text)) return showAction(text, 'action');
+    if ((m = RE.topicSet.exec(text))) {
+      setTopic(m[3], m[4]);
+      return addLine(text, 'event topic', [['time', m[1]], ['sep', '-'], ['text', text.slice(m[1].length + 1)]]);
+    }
+    if ((m = RE.renamed.exec(text))) {
+      renamed(m[2], m[3]);
+      return addLine(text, 'event rename', [['time', m[1]], ['sep', '-'], ['text', text.slice(m[1].length + 1)]]);
+    }
+    if ((m = RE.knownAs.exec(text))) { s.nick = s.wantNick = m[1]; renderSession(); }
+    if ((m = RE.topicIs.exec(text))) setTopic(m[1], m[2]);
+    if ((m = RE.noTopic.exec(text))) setTopic(m[1], null);
     if ((m = RE.chat.exec(text))) {
       const own = same(m[2], s.nick);
       return addLine(text, own ? 'chat own' : 'chat', [
         ['time', m[1]], ['sep', '-'], ['nick', '@' + m[2]], ['sep', ': '], ['text', m[3]]]);
     }
-    if (RE.action.test(text)) return showAction(text, 'action');
     if ((m = RE.priv.exec(text))) {
       return addLine(text, 'chat private ' + (m[2] === 'to' ? 'own' : 'incoming'), [
         ['time', m[1]], ['sep', ' - *'], ['nick', `Private ${m[2]} @${m[3]}`], ['sep', ': '], ['text', m[4]]]);
@@ -179,7 +200,9 @@
     if ((m = RE.joined.exec(text)) || (m = RE.left.exec(text))) {
       const isJoin = text.includes(' just joined channel ');
       if (same(m[2], s.nick)) {
+        const was = s.channel;
         s.channel = isJoin ? m[3] : (same(s.channel, m[3]) ? null : s.channel);
+        if (!same(was, s.channel)) s.topic = null;
         s.wantChannel = s.channel;
         renderSession();
       }
@@ -230,13 +253,13 @@
         if (same(ev.channel, s.channel)) removeMember(ev.nick);
         break;
       case 'nick':
-        renameMember(ev.old, ev.new);
-        if (same(ev.old, s.nick)) { s.nick = s.wantNick = ev.new; renderSession(); }
-        return addLine(ev.line, 'event nick');
+        renamed(ev.old, ev.new);
+        break;
       case 'topic':
-        if (same(ev.channel, s.channel)) setTopic(ev.channel, ev.topic);
-        return addLine(ev.line, 'event topic');
+        setTopic(ev.channel, ev.topic);
+        break;
       case 'members':
+        if (!same(s.channel, ev.channel)) s.topic = null;
         s.channel = s.wantChannel = ev.channel;
         setMembers(ev.members || []);
         renderSession();
@@ -304,8 +327,10 @@
     s.members = s.members.filter((m) => !same(m.nick, nick));
     renderMembers();
   }
-  function renameMember(old, nick) {
+  // Someone (perhaps we) changed nickname: the members panel, and our own name, follow.
+  function renamed(old, nick) {
     for (const m of s.members) if (same(m.nick, old)) m.nick = nick;
+    if (same(old, s.nick)) { s.nick = s.wantNick = nick; renderSession(); }
     renderMembers();
   }
   function setAway(nick, away) {
@@ -331,10 +356,11 @@
     }));
   }
 
+  // The topic of our channel (null: none); topics of other channels are not ours to show.
   function setTopic(channel, topic) {
-    if (!same(channel, s.channel) && s.channel) return;
-    ui.topic.hidden = !topic;
-    ui.topic.textContent = topic || '';
+    if (!same(channel, s.channel)) return;
+    s.topic = topic || null;
+    renderSession();
   }
 
   // ---- the conversation --------------------------------------------------------------------
@@ -393,9 +419,14 @@
     else ui.jump.hidden = false;
   }
 
+  // Whether the view follows the newest line: the user has not scrolled up. When the log's box
+  // changes size (the topic bar or the members panel appears), a view that followed still does.
+  let following = true;
   ui.log.addEventListener('scroll', () => {
-    if (ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 48) ui.jump.hidden = true;
+    following = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 48;
+    if (following) ui.jump.hidden = true;
   });
+  new ResizeObserver(() => { if (following) ui.log.scrollTop = ui.log.scrollHeight; }).observe(ui.log);
   ui.jump.addEventListener('click', () => {
     ui.log.scrollTop = ui.log.scrollHeight; ui.jump.hidden = true; ui.input.focus();
   });
@@ -405,9 +436,10 @@
   function renderSession() {
     ui.me.hidden = !s.nick; ui.me.textContent = s.nick ? '@' + s.nick : '';
     ui.room.hidden = !(s.nick && s.channel); ui.room.textContent = s.channel || '';
+    ui.room.title = s.topic ? `Topic: ${s.topic}` : 'Current channel';
+    ui.topic.hidden = !(s.nick && s.channel && s.topic); ui.topic.textContent = s.topic || '';
+    ui.members.hidden = !(s.nick && s.channel);
     document.title = s.nick && s.channel ? `${s.channel} · chat-server` : 'chat-server';
-    if (!(s.nick && s.channel)) { ui.topic.hidden = true; ui.members.hidden = true; }
-    else ui.members.hidden = false;
     // The nickname form shows until a nickname is accepted (not while we log back in by ourselves).
     const showForm = s.needNick && !s.nick;
     if (ui.nickPanel.hidden === showForm) {

@@ -24,6 +24,24 @@ pub enum Command<'a> {
     Ignore(&'a str),
     /// `/quit`
     Quit,
+    /// `/nick newnick` (as typed, a leading `@` removed; validated by the core).
+    Nick(&'a str),
+    /// `/me action` (the action text).
+    Me(&'a str),
+    /// `/topic` (show it) or `/topic text` (set it).
+    Topic(Option<&'a str>),
+    /// `/away` or `/away message`.
+    Away(Option<&'a str>),
+    /// `/back`
+    Back,
+    /// `/whois @nick` (the nick without its `@`).
+    Whois(&'a str),
+    /// `/channels`
+    Channels,
+    /// `/unignore @nick` (the nick without its `@`).
+    Unignore(&'a str),
+    /// `/motd`
+    Motd,
 }
 
 /// A command line that could not be parsed; each variant has its own notice.
@@ -45,10 +63,18 @@ pub enum CommandError<'a> {
     JoinSinceNeedsSeq,
     /// `/history` with something other than a positive number.
     HistoryNeedsNumber,
+    /// `/nick` without a new nickname.
+    NickNeedsNick,
+    /// `/me` without an action.
+    MeNeedsAction,
+    /// `/whois` without an `@nickname`.
+    WhoisNeedsNick,
+    /// `/unignore` without an `@nickname`.
+    UnignoreNeedsNick,
 }
 
 /// The commands in `/help` order: syntax and description.
-pub const HELP: [(&str, &str); 7] = [
+pub const HELP: [(&str, &str); 16] = [
     ("/help", "Shows the list of all available commands."),
     ("/list", "Lists user nicknames in the current channel."),
     (
@@ -58,6 +84,21 @@ pub const HELP: [(&str, &str); 7] = [
     ("/join #channel", "Join a channel."),
     ("/msg @nickname message", "Send a private message to a user."),
     ("/quit", "Quit chat server."),
+    ("/nick newnickname", "Change your nickname."),
+    ("/me action", "Show an action to your channel, e.g. /me waves."),
+    (
+        "/topic [text]",
+        "Show the topic of your channel, or set it to text.",
+    ),
+    (
+        "/away [message]",
+        "Mark yourself as away; private messages are answered with the message.",
+    ),
+    ("/back", "Mark yourself as no longer away."),
+    ("/whois @nickname", "Show who a user is, where and since when."),
+    ("/channels", "Lists all channels with their users and topics."),
+    ("/unignore @nickname", "Stop ignoring a user."),
+    ("/motd", "Show the message of the day."),
     (
         "/history [N]",
         "Show the last N messages of the current channel (default 20).",
@@ -78,10 +119,33 @@ pub fn parse_command(line: &str) -> Option<Result<Command<'_>, CommandError<'_>>
         "/join" => parse_join(rest),
         "/msg" => parse_msg(rest),
         "/history" => parse_history(rest),
-        "/ignore" => match split_word(rest).0.strip_prefix('@') {
-            Some(nick) if !nick.is_empty() => Ok(Command::Ignore(nick)),
-            _ => Err(CommandError::IgnoreNeedsNick),
+        "/ignore" => at_nick(rest)
+            .map(Command::Ignore)
+            .ok_or(CommandError::IgnoreNeedsNick),
+        "/nick" => {
+            let nick = rest.trim_end();
+            let nick = nick.strip_prefix('@').unwrap_or(nick);
+            if nick.is_empty() {
+                Err(CommandError::NickNeedsNick)
+            } else {
+                Ok(Command::Nick(nick))
+            }
+        }
+        "/me" => match rest.trim_end() {
+            "" => Err(CommandError::MeNeedsAction),
+            action => Ok(Command::Me(action)),
         },
+        "/topic" => Ok(Command::Topic(non_empty(rest))),
+        "/away" => Ok(Command::Away(non_empty(rest))),
+        "/back" => Ok(Command::Back),
+        "/whois" => at_nick(rest)
+            .map(Command::Whois)
+            .ok_or(CommandError::WhoisNeedsNick),
+        "/channels" => Ok(Command::Channels),
+        "/unignore" => at_nick(rest)
+            .map(Command::Unignore)
+            .ok_or(CommandError::UnignoreNeedsNick),
+        "/motd" => Ok(Command::Motd),
         other => Err(CommandError::Unknown(other)),
     };
     Some(parsed)
@@ -136,6 +200,19 @@ fn parse_msg(rest: &str) -> Result<Command<'_>, CommandError<'_>> {
         }
         _ => Err(CommandError::MsgNeedsNick),
     }
+}
+
+/// The `@nickname` that starts `rest`, without its `@`.
+fn at_nick(rest: &str) -> Option<&str> {
+    split_word(rest)
+        .0
+        .strip_prefix('@')
+        .filter(|n| !n.is_empty())
+}
+
+/// `rest` without trailing whitespace, or `None` when nothing is left.
+fn non_empty(rest: &str) -> Option<&str> {
+    Some(rest.trim_end()).filter(|r| !r.is_empty())
 }
 
 /// Splits off the first whitespace-separated word; the rest has leading whitespace removed.
@@ -260,6 +337,62 @@ mod tests {
         assert_eq!(
             parse_command("/ignore bob"),
             Some(Err(CommandError::IgnoreNeedsNick))
+        );
+    }
+
+    #[test]
+    fn new_commands_parse_their_arguments() {
+        assert_eq!(parse_command("/nick bob"), Some(Ok(Command::Nick("bob"))));
+        assert_eq!(parse_command("/nick @bob "), Some(Ok(Command::Nick("bob"))));
+        assert_eq!(parse_command("/nick a b"), Some(Ok(Command::Nick("a b"))));
+        assert_eq!(
+            parse_command("/nick"),
+            Some(Err(CommandError::NickNeedsNick))
+        );
+        assert_eq!(
+            parse_command("/nick @"),
+            Some(Err(CommandError::NickNeedsNick))
+        );
+        assert_eq!(
+            parse_command("/me waves  hello"),
+            Some(Ok(Command::Me("waves  hello")))
+        );
+        assert_eq!(
+            parse_command("/me "),
+            Some(Err(CommandError::MeNeedsAction))
+        );
+        assert_eq!(parse_command("/topic"), Some(Ok(Command::Topic(None))));
+        assert_eq!(
+            parse_command("/topic Rust  talk"),
+            Some(Ok(Command::Topic(Some("Rust  talk"))))
+        );
+        assert_eq!(parse_command("/away"), Some(Ok(Command::Away(None))));
+        assert_eq!(
+            parse_command("/away at lunch"),
+            Some(Ok(Command::Away(Some("at lunch"))))
+        );
+        assert_eq!(parse_command("/back"), Some(Ok(Command::Back)));
+        assert_eq!(
+            parse_command("/whois @bob"),
+            Some(Ok(Command::Whois("bob")))
+        );
+        assert_eq!(
+            parse_command("/whois bob"),
+            Some(Err(CommandError::WhoisNeedsNick))
+        );
+        assert_eq!(parse_command("/channels"), Some(Ok(Command::Channels)));
+        assert_eq!(
+            parse_command("/unignore @bob"),
+            Some(Ok(Command::Unignore("bob")))
+        );
+        assert_eq!(
+            parse_command("/unignore"),
+            Some(Err(CommandError::UnignoreNeedsNick))
+        );
+        assert_eq!(parse_command("/motd"), Some(Ok(Command::Motd)));
+        assert_eq!(
+            parse_command("/nickname x"),
+            Some(Err(CommandError::Unknown("/nickname")))
         );
     }
 

@@ -12,7 +12,13 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
+mod action;
+mod ignore;
+mod info;
+mod presence;
+mod rename;
 mod replay;
+mod topic;
 
 /// Settings of the core.
 #[derive(Clone, Debug)]
@@ -68,10 +74,8 @@ type ChannelKey = u32;
 /// Session slots added at a time when the table is full.
 const GROWTH_STEP: usize = 1024;
 
-#[allow(dead_code)] // fields shared with the command and moderation work
 struct Session {
     gen: u32,
-    #[allow(dead_code)] // shown by `/whois`
     transport: Transport,
     peer: SocketAddr,
     /// When the session started, monotonic ms (for `/whois`, REST users).
@@ -84,14 +88,17 @@ struct Session {
     operator: bool,
     nick: Option<Nick>,
     channel: Option<ChannelKey>,
-    /// Lower-cased nicknames this user ignores; boxed, since most users ignore nobody.
+    /// The users this user ignores, by connection, so that an ignore follows the person
+    /// through renames; boxed, since most users ignore nobody.
     #[allow(clippy::box_collection)]
-    ignores: Option<Box<Vec<Nick>>>,
+    ignores: Option<Box<Vec<ClientId>>>,
 }
 
 struct Channel {
     name: Box<str>,
     members: Vec<ClientId>,
+    /// The channel's topic (`/topic`).
+    topic: Option<Box<str>>,
 }
 
 /// The chat state machine. See the module docs of [`crate::chat`].
@@ -109,6 +116,10 @@ pub struct ChatCore {
     kitchen_cache: (i64, i32, String),
     /// Per-channel history rings.
     history: History,
+    /// Topics of channels that have no members now (emptied, or known from the log).
+    topics: topic::DormantTopics,
+    /// The message of the day (`/motd`), if the config sets one.
+    motd: Option<Box<str>>,
 }
 
 fn lower(s: &str) -> Box<str> {
@@ -128,6 +139,8 @@ impl ChatCore {
             channel_index: HashMap::new(),
             nick_deadlines: BinaryHeap::new(),
             kitchen_cache: (i64::MIN, 0, String::new()),
+            topics: topic::DormantTopics::default(),
+            motd: None,
         }
     }
 
@@ -301,10 +314,13 @@ impl ChatCore {
 
     /// One line of input (already UTF-8 checked, cleaned of control characters and trimmed).
     pub fn handle_line(&mut self, now: Now, id: ClientId, line: &str, out: &mut impl Outbox) {
-        let Some(sess) = self.session(id) else { return };
+        let Some(sess) = self.session_mut(id) else {
+            return;
+        };
         if line.is_empty() {
             return;
         }
+        sess.active_ms = now.mono_ms;
         if sess.nick.is_none() {
             self.identify(now, id, line, out);
             return;
@@ -360,6 +376,9 @@ impl ChatCore {
             },
         );
         out.send(id, &s::thanks(nick));
+        if let Some(motd) = &self.motd {
+            out.send(id, motd);
+        }
     }
 
     fn chat(&mut self, now: Now, id: ClientId, text: &str, out: &mut impl Outbox) {
@@ -422,8 +441,8 @@ impl ChatCore {
                         let mut text = String::from(s::LIST_HEADER);
                         let members = self.members(&channel.members);
                         for member in &members {
-                            text.push_str("\n@");
-                            text.push_str(member.nick);
+                            text.push('\n');
+                            text.push_str(&s::list_member(member.nick, member.away));
                         }
                         log_command(now, &nick, "/list", out);
                         let event = Event {
@@ -441,39 +460,25 @@ impl ChatCore {
             Command::JoinSince(name, seq) => self.join(now, id, &nick, name, Some(seq), out),
             Command::History(n) => self.history_command(now, id, &nick, n, out),
             Command::Msg { to, text } => self.private(now, id, &nick, to, text, out),
-            Command::Ignore(target) => {
-                let key = Nick::new(target).map(|n| n.lower());
-                let error = match key {
-                    Some(k) if self.nicks.contains_key(&k) => None,
-                    _ => Some(s::not_connected(target)),
-                };
-                let error = if error.is_none() && key == Some(nick.lower()) {
-                    Some(s::IGNORE_SELF.to_string())
-                } else {
-                    error
-                };
-                if let Some(error) = error {
-                    self.log_error(now, id, &error, out);
-                    out.send(id, &error);
-                    return;
-                }
-                let (Some(key), Some(sess)) = (key, self.session_mut(id)) else {
-                    return;
-                };
-                let ignores = sess.ignores.get_or_insert_with(Default::default);
-                if ignores.contains(&key) {
-                    out.send(id, &s::already_ignored(target));
-                    return;
-                }
-                ignores.push(key);
-                log_command(now, &nick, &format!("/ignore @{target}"), out);
-                out.send(id, &s::now_ignored(target));
-            }
+            Command::Ignore(target) => self.ignore(now, id, &nick, target, out),
             Command::Quit => {
                 log_command(now, &nick, "/quit", out);
                 out.send(id, &s::good_bye(&nick));
                 out.close(id, CloseReason::Quit);
                 self.end_session(now, id, CloseReason::Quit, out);
+            }
+            Command::Nick(new) => self.rename(now, id, nick, new, out),
+            Command::Me(action) => self.action(now, id, &nick, action, out),
+            Command::Topic(None) => self.show_topic(now, id, &nick, out),
+            Command::Topic(Some(text)) => self.set_topic(now, id, &nick, text, out),
+            Command::Away(message) => self.set_away(now, id, &nick, message, out),
+            Command::Back => self.back(now, id, &nick, out),
+            Command::Whois(target) => self.whois(now, id, &nick, target, out),
+            Command::Channels => self.list_channels(now, id, &nick, out),
+            Command::Unignore(target) => self.unignore(now, id, &nick, target, out),
+            Command::Motd => {
+                log_command(now, &nick, "/motd", out);
+                out.send(id, self.motd.as_deref().unwrap_or(s::NO_MOTD));
             }
         }
     }
@@ -507,9 +512,11 @@ impl ChatCore {
             None => {
                 // A channel made again keeps the spelling its history remembers.
                 let shown = self.history.ring(name).map_or(name, |r| &r.name);
+                let topic = self.topics.take(&key);
                 let ch = self.channels.insert(Channel {
                     name: shown.into(),
                     members: Vec::new(),
+                    topic,
                 }) as ChannelKey;
                 self.channel_index.insert(key, ch);
                 ch
@@ -521,6 +528,7 @@ impl ChatCore {
         let others = channel.members.len();
         channel.members.push(id);
         let shown: Box<str> = channel.name.clone();
+        let topic = channel.topic.as_deref().map(|t| s::topic_of(&shown, t));
         if let Some(sess) = self.session_mut(id) {
             sess.channel = Some(ch);
         }
@@ -543,6 +551,9 @@ impl ChatCore {
                 },
             };
             out.publish(&[id], &event);
+        }
+        if let Some(topic) = topic {
+            out.send(id, &topic);
         }
         self.replay_on_join(now, id, &shown, since, out);
         let kitchen = self.kitchen(now).to_owned();
@@ -590,14 +601,8 @@ impl ChatCore {
             out.send(id, &error);
             return;
         };
-        let me = Nick::new(nick).map(|n| n.lower());
         let to_nick: Box<str> = self.nick_of(target).unwrap_or(to).into();
-        let ignored = |t: &Session| {
-            t.ignores
-                .as_ref()
-                .is_some_and(|list| me.is_some_and(|me| list.contains(&me)))
-        };
-        if self.session(target).is_some_and(ignored) {
+        if self.ignores(target, id) {
             let error = s::ignored_you(&to_nick);
             self.log_error(now, id, &error, out);
             out.send(id, &error);
@@ -624,6 +629,9 @@ impl ChatCore {
         out.publish(&[target], &Event { line: &line, kind });
         let line = s::private_to(&kitchen, &to_nick, text);
         out.publish(&[id], &Event { line: &line, kind });
+        if let Some(away) = self.session(target).and_then(|t| t.away.as_deref()) {
+            out.send(id, &s::is_away(&to_nick, away));
+        }
     }
 
     /// An administrator's announcement to every identified user, or to one channel's members.
@@ -742,8 +750,12 @@ impl ChatCore {
             )
             .unwrap_or(0);
         if empty {
-            self.channels.remove(ch as usize);
-            self.channel_index.remove(&lower(&name));
+            let channel = self.channels.remove(ch as usize);
+            let key = lower(&name);
+            self.channel_index.remove(&key);
+            if let Some(topic) = channel.topic {
+                self.topics.keep(key, topic);
+            }
             return;
         }
         let kitchen = self.kitchen(now).to_owned();
@@ -792,6 +804,24 @@ impl ChatCore {
                 error: Cow::Borrowed(error),
             },
         );
+    }
+}
+
+impl ChatCore {
+    /// The channel the user `id` is in.
+    fn channel_of(&self, id: ClientId) -> Option<ChannelKey> {
+        self.session(id).and_then(|s| s.channel)
+    }
+
+    /// The online user called `nick` (any case).
+    fn find_user(&self, nick: &str) -> Option<ClientId> {
+        Nick::new(nick).and_then(|n| self.nicks.get(&n.lower()).copied())
+    }
+
+    /// A command failed: log the error and tell the user.
+    fn refuse(&self, now: Now, id: ClientId, error: &str, out: &mut impl Outbox) {
+        self.log_error(now, id, error, out);
+        out.send(id, error);
     }
 }
 

@@ -82,8 +82,6 @@ pub enum CloseReason {
     IdleTimeout,
     /// The server is shutting down.
     Shutdown,
-    /// The server refused the connection (limits).
-    Refused,
     /// The HTTP exchange completed.
     Done,
 }
@@ -102,13 +100,12 @@ impl CloseReason {
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::Shutdown => "shutdown",
-            CloseReason::Refused => "refused",
             CloseReason::Done => "done",
         }
     }
 
     /// Every reason, for metrics.
-    pub const ALL: [CloseReason; 12] = [
+    pub const ALL: [CloseReason; 11] = [
         CloseReason::Quit,
         CloseReason::Eof,
         CloseReason::IoError,
@@ -119,7 +116,6 @@ impl CloseReason {
         CloseReason::ProtocolError,
         CloseReason::IdleTimeout,
         CloseReason::Shutdown,
-        CloseReason::Refused,
         CloseReason::Done,
     ];
 }

@@ -139,16 +139,154 @@ pub fn command_error(err: &CommandError<'_>) -> String {
             "Could not find a number of messages in the input, use /history or /history N"
                 .to_string()
         }
+        CommandError::NickNeedsNick => {
+            "Could not find the required nickname in the input, use /nick newnickname".to_string()
+        }
+        CommandError::MeNeedsAction => {
+            "Could not find the required action in the input, use /me action".to_string()
+        }
+        CommandError::WhoisNeedsNick => {
+            "Could not find the required @nickname in the input, use /whois @nickname".to_string()
+        }
+        CommandError::UnignoreNeedsNick => {
+            "Could not find the required @nickname in the input, use /unignore @nickname"
+                .to_string()
+        }
     }
+}
+
+// ------------------------------------------------------------------ /nick, /me, /topic, ...
+
+pub const RENAME_INVALID: &str =
+    "Invalid nickname: use 1 to 24 letters, digits, _ or -, starting with a letter.";
+
+pub const RENAME_TAKEN: &str = "Another user with this nickname is connected to this server.";
+
+pub fn already_known_as(nick: &str) -> String {
+    format!("You are already known as @{nick}.")
+}
+
+pub fn renamed(kitchen: &str, old: &str, new: &str) -> String {
+    format!("{kitchen}-@{old} is now known as @{new}")
+}
+
+pub fn now_known_as(nick: &str) -> String {
+    format!("You are now known as @{nick}")
 }
 
 pub fn action(kitchen: &str, nick: &str, text: &str) -> String {
     format!("{kitchen}-* @{nick} {text}")
 }
 
+pub fn topic_of(channel: &str, topic: &str) -> String {
+    format!("Topic of {channel}: {topic}")
+}
+
+pub fn no_topic(channel: &str) -> String {
+    format!("{channel} has no topic.")
+}
+
+pub fn topic_too_long(max: usize) -> String {
+    format!("Topics are limited to {max} bytes.")
+}
+
 pub fn topic_set(kitchen: &str, nick: &str, channel: &str, topic: &str) -> String {
     format!("{kitchen}-@{nick} set the topic of {channel}: {topic}")
 }
+
+pub fn now_away(message: &str) -> String {
+    format!("You are now marked as away: {message}")
+}
+
+pub const BACK: &str = "You are no longer marked as away.";
+
+pub const NOT_AWAY: &str = "You are not marked as away.";
+
+pub fn is_away(nick: &str, message: &str) -> String {
+    format!("@{nick} is away: {message}")
+}
+
+pub fn list_member(nick: &str, away: bool) -> String {
+    if away {
+        format!("@{nick} (away)")
+    } else {
+        format!("@{nick}")
+    }
+}
+
+pub const CHANNELS_HEADER: &str = "Here is the list of all channels";
+
+pub const NO_CHANNELS: &str = "There are no channels, use /join #channel to create one.";
+
+pub fn channel_entry(channel: &str, users: usize, topic: Option<&str>) -> String {
+    let plural = if users == 1 { "" } else { "s" };
+    match topic {
+        Some(topic) => format!("{channel} ({users} user{plural}): {topic}"),
+        None => format!("{channel} ({users} user{plural})"),
+    }
+}
+
+pub fn no_longer_ignored(nick: &str) -> String {
+    format!("{nick} is no longer ignored.")
+}
+
+pub fn not_ignored(nick: &str) -> String {
+    format!("{nick} is not ignored.")
+}
+
+pub const NO_MOTD: &str = "There is no message of the day.";
+
+pub fn more_channels(n: usize) -> String {
+    format!("... and {n} more channels.")
+}
+
+/// What `/whois` shows about a user.
+pub struct Whois<'a> {
+    pub nick: &'a str,
+    pub channel: Option<&'a str>,
+    pub transport: &'a str,
+    pub connected: &'a str,
+    pub idle: &'a str,
+    pub away: Option<&'a str>,
+    /// Shown to operators only.
+    pub address: Option<&'a str>,
+}
+
+pub fn whois(w: &Whois<'_>) -> String {
+    let mut text = match w.channel {
+        Some(channel) => format!("@{} is in {channel}, ", w.nick),
+        None => format!("@{} is not in a channel, ", w.nick),
+    };
+    text.push_str(&format!(
+        "connected via {} for {}, idle {}",
+        w.transport, w.connected, w.idle
+    ));
+    if let Some(away) = w.away {
+        text.push_str(&format!(", away: {away}"));
+    }
+    if let Some(address) = w.address {
+        text.push_str(&format!(", from {address}"));
+    }
+    text
+}
+
+/// A duration in milliseconds as `/whois` shows it: `42s`, `5m12s`, `2h3m`, `3d4h` (the
+/// largest unit and the next one, rounded down).
+pub fn duration(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
+    if d > 0 {
+        format!("{d}d{}h", h % 24)
+    } else if h > 0 {
+        format!("{h}h{}m", m % 60)
+    } else if m > 0 {
+        format!("{m}m{}s", secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+// ------------------------------------------------------------------ history
 
 pub fn recent_header(channel: &str) -> String {
     format!("Recent messages in {channel}:")

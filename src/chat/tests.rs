@@ -310,7 +310,16 @@ fn help_is_one_message_in_fixed_order() {
             "/join #channel",
             "/msg @nickname message",
             "/quit",
-            "/history [N]"
+            "/nick newnickname",
+            "/me action",
+            "/topic [text]",
+            "/away [message]",
+            "/back",
+            "/whois @nickname",
+            "/channels",
+            "/unignore @nickname",
+            "/motd",
+            "/history [N]",
         ]
     );
 }
@@ -497,4 +506,5 @@ fn stale_ids_are_ignored() {
     assert_eq!(t.core.nick_of(id(0)), Some("alice"));
 }
 
+mod commands;
 mod history;

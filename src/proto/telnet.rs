@@ -12,6 +12,8 @@
 //! The decoder is small (it is kept per connection) and owns no heap memory
 //! while no partial line is buffered; limits are passed on every call.
 
+use super::input::{Input, Inputs};
+
 /// Interpret As Command: starts every telnet command.
 pub const IAC: u8 = 255;
 /// Refuse to perform an option / confirm it is off.
@@ -122,6 +124,17 @@ impl TelnetDecoder {
         if self.line.is_empty() || self.state == State::Dead {
             self.line = Vec::new();
         }
+    }
+
+    /// Feeds bytes and appends what they complete to `out`, in order (pull style: the
+    /// caller drains `out` afterwards).
+    pub fn decode_into(&mut self, data: &[u8], limits: &TelnetLimits, out: &mut Inputs) {
+        self.feed(data, limits, |event| match event {
+            TelnetEvent::Line(line) => out.push(Input::Line(line)),
+            TelnetEvent::Reply(bytes) => out.push(Input::Reply(&bytes)),
+            TelnetEvent::TooLong => out.push(Input::TooLong),
+            TelnetEvent::InputOverflow => out.push(Input::Overflow),
+        });
     }
 
     /// No partial line and no pending negotiation state.

@@ -5,6 +5,7 @@
 //! Pure: no sockets.
 
 use super::http::{Request, Response};
+use super::input::{Input, Inputs};
 use std::io::Cursor;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
@@ -60,7 +61,10 @@ impl WsDecoder {
         WsDecoder::default()
     }
 
-    /// Starts with bytes that arrived together with the upgrade request.
+    /// Decodes the client's bytes, calling `f` for each event in order: a complete text
+    /// message, a ping, a pong, a close, or a failure. Only the bytes of an incomplete frame
+    /// are kept for the next call. After a close or a failure the decoder is dead and ignores
+    /// whatever follows.
     pub fn feed(&mut self, data: &[u8], max_message: usize, mut f: impl FnMut(WsEvent<'_>)) {
         if self.dead {
             return;
@@ -84,6 +88,19 @@ impl WsDecoder {
         if self.buf.is_empty() {
             self.buf = Vec::new();
         }
+    }
+
+    /// Feeds bytes and appends what they complete to `out`, in order (pull style: the
+    /// caller drains `out` afterwards). A text message becomes one line, its line breaks
+    /// turned into spaces.
+    pub fn decode_into(&mut self, data: &[u8], max_message: usize, out: &mut Inputs) {
+        self.feed(data, max_message, |event| match event {
+            WsEvent::Text(text) => out.push_message(text),
+            WsEvent::Ping(payload) => out.push(Input::Ping(payload)),
+            WsEvent::Pong => out.push(Input::Pong),
+            WsEvent::Close(code) => out.push(Input::Close(code)),
+            WsEvent::Fail(code) => out.push(Input::Fail(code)),
+        });
     }
 
     /// True when nothing is buffered.

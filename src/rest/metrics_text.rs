@@ -93,6 +93,20 @@ pub fn render(s: &Snapshot) -> String {
     );
     single(
         &mut out,
+        "chat_accepted_connections_total",
+        "counter",
+        "Connections accepted.",
+        s.accepted,
+    );
+    single(
+        &mut out,
+        "chat_accept_errors_total",
+        "counter",
+        "Failed accepts (out of file descriptors and the like); accepting pauses briefly after each.",
+        s.accept_errors,
+    );
+    single(
+        &mut out,
         "chat_log_write_errors_total",
         "counter",
         "Failed chat-log writes since start-up.",
@@ -183,6 +197,8 @@ mod tests {
             bytes_out: 3000,
             disconnects: vec![("quit", 5), ("eof", 0), ("output_overflow", 1)],
             refused: 7,
+            accepted: 11,
+            accept_errors: 6,
             log_write_errors: 2,
             log_failing: true,
             queries: 9,
@@ -206,6 +222,8 @@ mod tests {
             ("chat_disconnects_total{reason=\"eof\"}", 0),
             ("chat_disconnects_total{reason=\"output_overflow\"}", 1),
             ("chat_refused_connections_total", 7),
+            ("chat_accepted_connections_total", 11),
+            ("chat_accept_errors_total", 6),
             ("chat_log_write_errors_total", 2),
             ("chat_log_failing", 1),
             ("chat_log_queries_total", 9),

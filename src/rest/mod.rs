@@ -93,6 +93,10 @@ pub struct Snapshot {
     pub disconnects: Vec<(&'static str, u64)>,
     /// Connections refused by limits.
     pub refused: u64,
+    /// Connections accepted since start-up.
+    pub accepted: u64,
+    /// Failed `accept` calls (out of file descriptors and the like) since start-up.
+    pub accept_errors: u64,
     /// Failed chat-log writes since start-up.
     pub log_write_errors: u64,
     /// True while the chat log cannot be written (status "degraded").

@@ -88,16 +88,6 @@ pub fn route(
     let is_get = matches!(req.method.as_str(), "GET" | "HEAD");
     let resp = match endpoint {
         Endpoint::Message if req.method == "POST" => announce(req, view, cfg),
-        Endpoint::Message if is_get => {
-            let now = view.now_unix_ms();
-            if let Err(failure) = auth::check(req, &cfg.admin_token) {
-                return Outcome::Respond(auth::unauthorized(&Ctx::new(req, now), failure));
-            }
-            return match QueryJob::start(req, log_path, now) {
-                Ok(job) => Outcome::Query(job),
-                Err(resp) => Outcome::Respond(resp),
-            };
-        }
         _ if !is_get => {
             let ctx = Ctx::new(req, view.now_unix_ms());
             ctx.error(
@@ -120,6 +110,16 @@ pub fn route(
                 Err(failure) => auth::unauthorized(&ctx, failure),
             }
         }
+        Endpoint::Message => {
+            let now = view.now_unix_ms();
+            if let Err(failure) = auth::check(req, &cfg.admin_token) {
+                return Outcome::Respond(auth::unauthorized(&Ctx::new(req, now), failure));
+            }
+            return match QueryJob::start(req, log_path, now) {
+                Ok(job) => Outcome::Query(job),
+                Err(resp) => Outcome::Respond(resp),
+            };
+        }
         Endpoint::Status => status(req, view),
         Endpoint::Healthz => api_headers(Response::text(200, "ok")),
         Endpoint::Metrics => api_headers(
@@ -130,15 +130,6 @@ pub fn route(
         Endpoint::OpenApi => docs::openapi(cfg),
         Endpoint::DocsSlash => docs::redirect_to_docs(),
         Endpoint::Docs(asset) => docs::serve(asset),
-        // Handled above; kept for exhaustiveness.
-        Endpoint::Message => {
-            let ctx = Ctx::new(req, view.now_unix_ms());
-            ctx.error(
-                405,
-                ApiError::err("method-not-allowed", "Method not allowed"),
-            )
-            .header("Allow", endpoint.allow())
-        }
     };
     Outcome::Respond(resp)
 }

@@ -106,6 +106,8 @@ impl ServerView for FakeView {
             bytes_out: 200,
             disconnects: vec![("quit", 1), ("eof", 2)],
             refused: 0,
+            accepted: 4,
+            accept_errors: 0,
             log_write_errors: u64::from(self.log_failing),
             log_failing: self.log_failing,
             queries: 3,

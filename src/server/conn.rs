@@ -1,6 +1,7 @@
 //! A connection in the slab: its socket, protocol state, output queue and flags.
 
 use super::buffer::OutQueue;
+use super::io::ListenKind;
 use crate::chat::{ClientId, CloseReason};
 use crate::proto::http::HttpDecoder;
 use crate::proto::telnet::TelnetDecoder;
@@ -10,21 +11,13 @@ use mio::net::TcpStream;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-/// Which port an HTTP connection came in on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Site {
-    /// The REST admin API.
-    Rest,
-    /// The WebSocket port: the upgrade endpoint and the browser client page.
-    WebSocket,
-}
-
 /// An HTTP connection (REST, or the WebSocket port before the upgrade).
 pub struct HttpConn {
     /// Request framing.
     pub decoder: HttpDecoder,
-    /// The port's purpose.
-    pub site: Site,
+    /// The port it came in on: [`ListenKind::Rest`] (the REST API) or
+    /// [`ListenKind::WebSocket`] (the upgrade endpoint and the browser client page).
+    pub site: ListenKind,
     /// When the request being received (or the wait for the next one) times out.
     pub deadline_ms: u64,
     /// A log query being scanned across loop passes.
@@ -151,7 +144,8 @@ impl Conn {
 mod tests {
     use super::*;
 
-    /// Idle memory per connection is a product target (SPEC §9): keep the struct small.
+    /// Idle memory per connection is a product target (README, "Performance": bytes per
+    /// idle connection): keep the struct small.
     #[test]
     fn a_connection_stays_small() {
         let size = std::mem::size_of::<Conn>();

@@ -1,28 +1,48 @@
 //! HTTP input on the REST and WebSocket ports: framing, deadlines, routing to the REST API
 //! or the web pages, WebSocket upgrades, and log queries scanned in slices across passes.
 
-use super::conn::{ConnState, Proto, Site};
-use super::event_loop::{Server, READ_BUDGET};
-use super::io::Io;
-use super::timers::{Timer, TimerKind};
+use super::buffer::Chunk;
+use super::conn::Proto;
+use super::io::{Io, ListenKind};
+use super::start::{Server, READ_BUDGET};
+use super::timers::TimerKind;
 use crate::chat::{AnnounceError, ChatCore, ClientId, CloseReason};
 use crate::proto::http::{HttpParse, Request, Response};
 use crate::rest::{self, Outcome, ServerView, Snapshot};
-use crate::server::Chunk;
 use crate::web::{self, WebOutcome};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Log bytes a query scans per loop pass: small enough to keep each pass to a millisecond or two.
 const QUERY_SLICE_BYTES: usize = rest::SUGGESTED_SLICE_BYTES;
 
+/// What the HTTP side keeps besides its connections.
+#[derive(Default)]
+pub(super) struct HttpShared {
+    /// HTTP connections with a log query in progress.
+    queries: Vec<ClientId>,
+    /// Embedded files as shared chunks, made on first use.
+    static_chunks: HashMap<(usize, usize), Chunk>,
+}
+
+impl HttpShared {
+    /// True while a log query is in progress (the loop must not sleep).
+    pub(super) fn busy(&self) -> bool {
+        !self.queries.is_empty()
+    }
+}
+
+/// True when the connection is HTTP and holds the bytes of requests that wait for its output
+/// to drain before they are handled.
+pub(super) fn requests_waiting(proto: &Proto) -> bool {
+    matches!(proto, Proto::Http(http) if http.decoder.buffered() > 0)
+}
+
 impl Server {
     pub(super) fn feed_http(&mut self, id: ClientId, data: &[u8]) {
         let limits = self.settings.http;
-        let Some(conn) = self.io.conn_mut(id) else {
-            return;
-        };
-        let Proto::Http(http) = &mut conn.proto else {
+        let Some((http, _)) = self.io.http_mut(id) else {
             return;
         };
         if http.decoder.buffered() + data.len() > limits.max_header + limits.max_body + READ_BUDGET
@@ -44,18 +64,12 @@ impl Server {
             let limits = self.settings.http;
             let body_ms = self.settings.http_body_ms;
             let soft = self.io.limits.soft;
-            let Some(conn) = self.io.conn_mut(id) else {
+            let Some((http, queued)) = self.io.http_mut(id) else {
                 return;
             };
-            if !conn.is_open() {
-                return;
-            }
-            if conn.out.len() > soft {
+            if queued > soft {
                 return; // the client is not reading its answers: take no more requests
             }
-            let Proto::Http(http) = &mut conn.proto else {
-                return;
-            };
             if http.query.is_some() {
                 return; // one request at a time: the next waits for the query's answer
             }
@@ -66,7 +80,7 @@ impl Server {
                         // Headers complete: the body gets its own deadline.
                         http.deadline_ms = now + body_ms;
                         let at_ms = http.deadline_ms;
-                        self.arm_http_deadline(id, at_ms);
+                        self.io.timers.arm(id, at_ms, TimerKind::HttpDeadline);
                     }
                     return;
                 }
@@ -80,23 +94,14 @@ impl Server {
                     let site = http.site;
                     http.deadline_ms = now + self.settings.http_header_ms;
                     let at_ms = http.deadline_ms;
-                    self.arm_http_deadline(id, at_ms);
+                    self.io.timers.arm(id, at_ms, TimerKind::HttpDeadline);
                     match site {
-                        Site::WebSocket => self.web_request(id, req),
-                        Site::Rest => self.rest_request(id, req),
+                        ListenKind::Rest => self.rest_request(id, req),
+                        _ => self.web_request(id, req),
                     }
                 }
             }
         }
-    }
-
-    fn arm_http_deadline(&mut self, id: ClientId, at_ms: u64) {
-        self.io.timers.add(Timer {
-            at_ms,
-            key: id.key,
-            gen: id.gen,
-            kind: TimerKind::HttpDeadline,
-        });
     }
 
     /// Queues a response; closes after it unless the exchange may continue. An embedded
@@ -119,7 +124,8 @@ impl Server {
 
     /// The shared chunk of an embedded file, made on first use.
     fn static_chunk(&mut self, file: &'static [u8]) -> Chunk {
-        self.static_chunks
+        self.http
+            .static_chunks
             .entry((file.as_ptr() as usize, file.len()))
             .or_insert_with(|| Rc::from(file))
             .clone()
@@ -131,10 +137,7 @@ impl Server {
         match web::route(&req, &self.settings.allowed_origins) {
             WebOutcome::Respond(resp) => self.respond(id, resp, head, keep),
             WebOutcome::Upgrade(resp) => {
-                let Some(conn) = self.io.conn_mut(id) else {
-                    return;
-                };
-                let Proto::Http(http) = &mut conn.proto else {
+                let Some((http, _)) = self.io.http_mut(id) else {
                     return;
                 };
                 let early = http.decoder.take_rest();
@@ -166,38 +169,29 @@ impl Server {
             Outcome::Respond(resp) => self.respond(id, resp, head, keep),
             Outcome::Query(job) => {
                 self.io.metrics.queries += 1;
-                let Some(conn) = self.io.conn_mut(id) else {
-                    return;
-                };
-                let Proto::Http(http) = &mut conn.proto else {
+                let Some((http, _)) = self.io.http_mut(id) else {
                     return;
                 };
                 http.query = Some(Box::new(job));
                 http.query_keep_alive = keep;
                 http.query_head = head;
-                self.queries.push(id);
+                self.http.queries.push(id);
             }
         }
     }
 
     /// Scans one slice of the log for every query in progress; answers the finished ones.
     pub(super) fn step_queries(&mut self) {
-        let active = std::mem::take(&mut self.queries);
+        let active = std::mem::take(&mut self.http.queries);
         for id in active {
-            let Some(conn) = self.io.conn_mut(id) else {
-                continue;
-            };
-            if conn.state != ConnState::Open {
-                continue;
-            }
-            let Proto::Http(http) = &mut conn.proto else {
+            let Some((http, _)) = self.io.http_mut(id) else {
                 continue;
             };
             let Some(job) = http.query.as_mut() else {
                 continue;
             };
             match job.step(QUERY_SLICE_BYTES) {
-                None => self.queries.push(id),
+                None => self.http.queries.push(id),
                 Some(resp) => {
                     let (head, keep) = (http.query_head, http.query_keep_alive);
                     http.query = None;
@@ -212,14 +206,7 @@ impl Server {
     /// connection is closed.
     pub(super) fn http_deadline(&mut self, id: ClientId) {
         let now = self.now().mono_ms;
-        let Some(conn) = self.io.conn_mut(id) else {
-            return;
-        };
-        if !conn.is_open() {
-            return;
-        }
-        let queued = conn.out.len();
-        let Proto::Http(http) = &mut conn.proto else {
+        let Some((http, queued)) = self.io.http_mut(id) else {
             return;
         };
         if http.query.is_some() || now < http.deadline_ms {
@@ -230,7 +217,7 @@ impl Server {
             http.queued_at_deadline = queued;
             http.deadline_ms = now + self.settings.http_header_ms;
             let at_ms = http.deadline_ms;
-            self.arm_http_deadline(id, at_ms);
+            self.io.timers.arm(id, at_ms, TimerKind::HttpDeadline);
             return;
         }
         if http.decoder.buffered() > 0 || http.decoder.in_body() {
@@ -246,10 +233,10 @@ impl Server {
 impl Server {
     /// A framing error's answer, closing the connection: the REST port answers in its JSON
     /// envelope (as its OpenAPI document says), the web port in plain text.
-    fn error_response(&self, site: Site, status: u16, why: &str) -> Response {
+    fn error_response(&self, site: ListenKind, status: u16, why: &str) -> Response {
         match site {
-            Site::Rest => rest::framing_error(status, self.now().unix_ms),
-            Site::WebSocket => error_page(status, why),
+            ListenKind::Rest => rest::framing_error(status, self.now().unix_ms),
+            _ => error_page(status, why),
         }
     }
 }
@@ -310,6 +297,8 @@ impl ServerView for View<'_> {
                 .map(|(r, n)| (r.as_str(), *n))
                 .collect(),
             refused: m.refused,
+            accepted: m.accepted,
+            accept_errors: m.accept_errors,
             log_write_errors: health.write_errors,
             log_failing: health.failing,
             queries: m.queries,

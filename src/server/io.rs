@@ -2,10 +2,10 @@
 //! with their limits, the dirty/reap lists and the chat log.
 
 use super::buffer::Chunk;
-use super::conn::{Conn, ConnState, Proto};
-use super::fanout::{self, Encoded, Wire};
+use super::conn::{Conn, ConnState, HttpConn, Proto};
+use super::fanout::{Encoded, Wire};
 use super::metrics::Metrics;
-use super::timers::{Timer, TimerKind, Timers};
+use super::timers::{TimerKind, Timers};
 use crate::chat::{ClientId, CloseReason, Event, LogFailed, Now, Outbox};
 use crate::log_store::LogStore;
 use crate::proto::websocket;
@@ -117,6 +117,19 @@ impl Io {
         }
     }
 
+    /// An open HTTP connection's state, and the bytes of output it has queued.
+    pub fn http_mut(&mut self, id: ClientId) -> Option<(&mut HttpConn, usize)> {
+        let conn = self.conn_mut(id)?;
+        if !conn.is_open() {
+            return None;
+        }
+        let queued = conn.out.len();
+        match &mut conn.proto {
+            Proto::Http(http) => Some((http, queued)),
+            _ => None,
+        }
+    }
+
     /// Queues an HTTP response's bytes. Not subject to the output caps: a response is a
     /// known size (an embedded file is shared, not copied), and an HTTP connection takes its
     /// next request only once its output has drained (see the HTTP dispatch).
@@ -136,51 +149,77 @@ impl Io {
 
     /// Queues bytes for a connection, enforcing the output caps.
     pub fn enqueue(&mut self, id: ClientId, chunk: Chunk) {
-        let now = self.now.mono_ms;
-        let limits = self.limits;
-        let Some(conn) = self.conn_mut(id) else {
+        self.queue(id, false, |_, _| Some(chunk));
+    }
+
+    /// Queues one message for a chat connection, encoded for its wire format on first use
+    /// and shared after that (HTTP connections are skipped). One slab lookup per recipient.
+    pub fn enqueue_encoded(&mut self, id: ClientId, msg: &mut Encoded<'_>) {
+        self.queue(id, true, |proto, buf| {
+            let wire = match proto {
+                Proto::Telnet(_) => Wire::Telnet,
+                Proto::WebSocket(ws) if ws.json => Wire::Json,
+                Proto::WebSocket(_) => Wire::WebSocket,
+                Proto::Http(_) => return None,
+            };
+            Some(msg.chunk(wire, buf))
+        });
+    }
+
+    /// Queues the chunk that `chunk_for` makes for the connection (given its protocol and
+    /// the scratch buffer; `None` queues nothing), under the output caps: above the hard cap
+    /// the connection is killed (reaped at the end of the pass); above the soft cap a timer
+    /// starts that kills it if it stays there. `count` counts it in `messages_out`.
+    fn queue(
+        &mut self,
+        id: ClientId,
+        count: bool,
+        chunk_for: impl FnOnce(&Proto, &mut Vec<u8>) -> Option<Chunk>,
+    ) {
+        let Some(Entry::Conn(conn)) = self.slab.get_mut(id.key as usize) else {
             return;
         };
+        if conn.id.gen != id.gen {
+            return;
+        }
+        let Some(chunk) = chunk_for(&conn.proto, &mut self.encode_buf) else {
+            return;
+        };
+        if count {
+            self.metrics.messages_out += 1;
+        }
         if conn.is_dead() {
             return;
         }
+        let (now_ms, limits) = (self.now.mono_ms, &self.limits);
         if conn.out.len() + chunk.len() > limits.hard {
-            self.kill(id, CloseReason::OutputOverflow);
+            conn.state = ConnState::Dead(CloseReason::OutputOverflow);
+            conn.out.clear();
+            self.reap.push(id.key as usize);
             return;
         }
         conn.out.push(chunk);
-        let mut arm_soft = false;
         if conn.out.len() > limits.soft && conn.over_soft_since == 0 {
-            conn.over_soft_since = super::conn::ms32(now).max(1);
-            arm_soft = true;
+            conn.over_soft_since = super::conn::ms32(now_ms).max(1);
+            self.timers
+                .arm(id, now_ms + limits.soft_ms, TimerKind::SoftLimit);
         }
-        let newly_dirty = !conn.dirty;
-        conn.dirty = true;
-        if newly_dirty {
+        if !conn.dirty {
+            conn.dirty = true;
             self.dirty.push(id.key as usize);
-        }
-        if arm_soft {
-            self.timers.add(Timer {
-                at_ms: now + limits.soft_ms,
-                key: id.key,
-                gen: id.gen,
-                kind: TimerKind::SoftLimit,
-            });
         }
     }
 
     /// Marks a connection dead: no more I/O, reaped at the end of the pass. Its queued
     /// output is dropped.
     pub fn kill(&mut self, id: ClientId, reason: CloseReason) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        if conn.is_dead() {
-            return;
+        if let Some(conn) = self.conn_mut(id) {
+            if !conn.is_dead() {
+                conn.state = ConnState::Dead(reason);
+                conn.out.clear();
+                self.reap.push(id.key as usize);
+            }
         }
-        conn.state = ConnState::Dead(reason);
-        conn.out.clear();
-        self.reap.push(id.key as usize);
     }
 
     /// Queues a chunk built by `build` into a reused buffer.
@@ -189,15 +228,6 @@ impl Io {
         build(&mut self.encode_buf);
         let chunk: Chunk = Rc::from(&self.encode_buf[..]);
         self.enqueue(id, chunk);
-    }
-
-    fn wire_of(&mut self, id: ClientId) -> Option<Wire> {
-        match &self.conn_mut(id)?.proto {
-            Proto::Telnet(_) => Some(Wire::Telnet),
-            Proto::WebSocket(ws) if ws.json => Some(Wire::Json),
-            Proto::WebSocket(_) => Some(Wire::WebSocket),
-            Proto::Http(_) => None,
-        }
     }
 
     /// Stops reading a connection and closes it once its queued output is written. A
@@ -231,12 +261,7 @@ impl Io {
             conn.dirty = true;
             self.dirty.push(id.key as usize);
         }
-        self.timers.add(Timer {
-            at_ms,
-            key: id.key,
-            gen: id.gen,
-            kind: TimerKind::CloseDeadline,
-        });
+        self.timers.arm(id, at_ms, TimerKind::CloseDeadline);
     }
 }
 
@@ -259,33 +284,20 @@ impl Outbox for Io {
     }
 
     fn send(&mut self, to: ClientId, text: &str) {
-        let Some(wire) = self.wire_of(to) else { return };
-        let chunk = fanout::encode(wire, text, &mut self.encode_buf);
-        self.metrics.messages_out += 1;
-        self.enqueue(to, chunk);
+        self.enqueue_encoded(to, &mut Encoded::new(text));
     }
 
     fn send_many(&mut self, to: &[ClientId], text: &str) {
         let mut msg = Encoded::new(text);
         for &id in to {
-            let Some(wire) = self.wire_of(id) else {
-                continue;
-            };
-            let chunk = msg.chunk(wire, &mut self.encode_buf);
-            self.metrics.messages_out += 1;
-            self.enqueue(id, chunk);
+            self.enqueue_encoded(id, &mut msg);
         }
     }
 
     fn publish(&mut self, to: &[ClientId], event: &Event<'_>) {
         let mut msg = Encoded::event(*event);
         for &id in to {
-            let Some(wire) = self.wire_of(id) else {
-                continue;
-            };
-            let chunk = msg.chunk(wire, &mut self.encode_buf);
-            self.metrics.messages_out += 1;
-            self.enqueue(id, chunk);
+            self.enqueue_encoded(id, &mut msg);
         }
     }
 

@@ -39,6 +39,11 @@ impl Metrics {
         }
     }
 
+    /// Open connections of every transport.
+    pub fn open_total(&self) -> u64 {
+        self.telnet_open + self.websocket_open + self.http_open
+    }
+
     /// The open-connections gauge of a transport (`telnet`, `websocket`, `http`).
     pub fn open_mut(&mut self, transport: &str) -> &mut u64 {
         match transport {

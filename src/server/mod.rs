@@ -1,7 +1,10 @@
 //! The I/O shell: one mio `Poll` loop over one slab of listeners and connections. The only
-//! part of the crate that touches sockets, files or the clock.
+//! part of the crate that touches sockets, signals or the clock (the chat log's file is the
+//! log store's, driven from here).
 
+mod accept;
 mod buffer;
+mod chat_input;
 mod clock;
 mod conn;
 mod event_loop;
@@ -11,13 +14,15 @@ mod io;
 mod limits;
 mod metrics;
 mod restore;
-mod telnet_io;
+mod settings;
+mod shutdown;
+mod start;
 mod timers;
 mod ws_io;
 
 pub use self::buffer::{Chunk, OutQueue, Written};
-pub use self::event_loop::Server;
 pub use self::fanout::{encode, encode_event, Encoded, Wire};
 pub use self::io::ListenKind;
 pub use self::metrics::Metrics;
 pub use self::restore::{restore, Restored};
+pub use self::start::Server;

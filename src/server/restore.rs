@@ -1,5 +1,6 @@
-//! Start-up rebuild (SPEC §12): read the last `history_scan_bytes` of the chat log and feed
-//! each record, in order, to the core's `restore` handler. Only the tail is read, so start-up
+//! Start-up rebuild (SPEC §11, §12): read the last `history_scan_bytes` of the chat log and
+//! feed each record the core keeps, in order, to its `restore` handler, which rebuilds both
+//! the history rings and the channel topics. Only the tail is read, so start-up
 //! time does not grow with the log.
 //!
 //! The tail is read with one read and parsed in place (borrowing the strings), and only the
@@ -21,14 +22,21 @@ use std::path::Path;
 pub struct Restored {
     /// Records fed to the core.
     pub records: u64,
-    /// Lines passed over: corrupt, or of a kind the core does not keep.
+    /// Lines passed over because they do not parse (a record of a kind the core does not
+    /// keep is not counted).
     pub skipped: u64,
     /// Bytes of the log read.
     pub bytes: u64,
 }
 
-/// The record kinds the core keeps in its history, as they appear in a log line.
-const KEPT: [&[u8]; 2] = [br#""kind":"chat""#, br#""kind":"announcement""#];
+/// The record kinds the core rebuilds from (history entries, topics), as they appear in a
+/// log line.
+const KEPT: [&[u8]; 4] = [
+    br#""kind":"chat""#,
+    br#""kind":"action""#,
+    br#""kind":"announcement""#,
+    br#""kind":"topic""#,
+];
 
 /// A line's time and sequence number (the record itself is parsed separately).
 #[derive(Deserialize)]
@@ -55,9 +63,11 @@ pub fn restore(core: &mut ChatCore, path: &Path, scan_bytes: u64) -> io::Result<
     if scan_bytes == 0 || len == 0 {
         return Ok(Restored::default());
     }
-    // One byte early: the window then starts right after a line break, or inside a line that
-    // is passed over.
-    let start = len.saturating_sub(scan_bytes).saturating_sub(1);
+    // The window is the last `scan_bytes`; a line that starts before it is passed over. Read
+    // from one byte early: the window then starts right after a line break (the piece before
+    // it is empty), or inside a line, whose rest is passed over.
+    let from = len.saturating_sub(scan_bytes);
+    let start = from.saturating_sub(1);
     file.seek(SeekFrom::Start(start))?;
     let mut tail = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
     file.take(len - start).read_to_end(&mut tail)?;
@@ -66,12 +76,12 @@ pub fn restore(core: &mut ChatCore, path: &Path, scan_bytes: u64) -> io::Result<
         ..Restored::default()
     };
     let mut lines = tail.split(|&b| b == b'\n');
-    if start > 0 {
+    if from > 0 {
         lines.next(); // the end of a line that began before the window
     }
     let mut lines: Vec<&[u8]> = lines.collect();
     lines.pop(); // after the last line break: nothing, or a torn line
-    let mut first = start > 0;
+    let mut first = from > 0;
     for line in lines {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -109,16 +119,26 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub(super) fn rebuild(core: &mut ChatCore, path: &Path, scan_bytes: u64) {
     let started = std::time::Instant::now();
     match restore(core, path, scan_bytes) {
-        Ok(r) if r.records > 0 => log::info!(
-            "history: read {} records ({} bytes) of {} in {} ms",
-            r.records,
-            r.bytes,
-            path.display(),
-            started.elapsed().as_millis()
-        ),
-        Ok(_) => {}
+        Ok(r) => {
+            if r.records > 0 {
+                log::info!(
+                    "history: read {} records ({} bytes) of {} in {} ms",
+                    r.records,
+                    r.bytes,
+                    path.display(),
+                    started.elapsed().as_millis()
+                );
+            }
+            if r.skipped > 0 {
+                log::warn!(
+                    "history: {} unreadable lines of {} passed over at start-up",
+                    r.skipped,
+                    path.display()
+                );
+            }
+        }
         Err(e) => log::warn!(
-            "history: cannot read {} to rebuild the history: {e}",
+            "history: cannot read {} to rebuild the history and topics: {e}",
             path.display()
         ),
     }
@@ -167,5 +187,125 @@ mod tests {
             Restored::default()
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn topic(n: usize) -> Record<'static> {
+        Record::Topic {
+            nick: Cow::Borrowed("alice"),
+            channel: Cow::Borrowed("#a"),
+            topic: Cow::Owned(format!("topic {n}")),
+        }
+    }
+
+    /// The seqs of the entries rebuilt from the last `max` bytes of the log, and the counts.
+    fn scan(path: &Path, max: u64) -> (Vec<u64>, Restored) {
+        let mut core = ChatCore::new(CoreConfig {
+            history_size: 10_000,
+            ..CoreConfig::default()
+        });
+        let r = restore(&mut core, path, max).unwrap();
+        let seqs = core
+            .history_of("#a")
+            .map(|ring| ring.last(usize::MAX).map(|e| e.seq).collect())
+            .unwrap_or_default();
+        (seqs, r)
+    }
+
+    #[test]
+    fn every_window_feeds_the_last_whole_records_oldest_first() {
+        let dir = std::env::temp_dir().join(format!("chat-restore-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("chat.log");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(scan(&path, 1 << 20).0, Vec::<u64>::new());
+        let mut store = crate::log_store::LogStore::open(&path).unwrap();
+        for n in 0..2000 {
+            store.append(1_795_739_080_123, &topic(n)).unwrap();
+        }
+        drop(store);
+        let bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len() as u64;
+        let starts: Vec<u64> = std::iter::once(0)
+            .chain(
+                bytes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b'\n')
+                    .map(|(i, _)| i as u64 + 1),
+            )
+            .filter(|s| *s < len)
+            .collect();
+        assert_eq!(starts.len(), 2000);
+        let (all, r) = scan(&path, len);
+        assert_eq!(all, (1..=2000).collect::<Vec<_>>());
+        assert_eq!((r.records, r.skipped), (2000, 0));
+        // Cut anywhere: whole lines only, ending with the last record, none skipped.
+        let mut cuts = vec![1, len - 1, len + 5, len / 2, len / 3 + 1];
+        for s in &starts[1990..] {
+            cuts.extend([len - s - 1, len - s, len - s + 1]);
+        }
+        for max in cuts {
+            let (seqs, r) = scan(&path, max);
+            let want = starts
+                .iter()
+                .filter(|s| **s >= len.saturating_sub(max))
+                .count();
+            assert_eq!(seqs.len(), want, "max {max}");
+            assert_eq!(r.records, want as u64, "max {max}");
+            assert_eq!(
+                seqs.last().copied(),
+                (want > 0).then_some(2000),
+                "max {max}"
+            );
+            assert!(seqs.windows(2).all(|w| w[0] + 1 == w[1]), "max {max}");
+            assert_eq!(r.skipped, 0, "max {max}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn actions_and_topics_are_rebuilt_with_the_history() {
+        let dir = std::env::temp_dir().join(format!("chat-restore-kinds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("chat.log");
+        let _ = std::fs::remove_file(&path);
+        let mut store = crate::log_store::LogStore::open(&path).unwrap();
+        let records = [
+            Record::Action {
+                nick: Cow::Borrowed("bob"),
+                channel: Cow::Borrowed("#a"),
+                text: Cow::Borrowed("waves"),
+            },
+            topic(1),
+            Record::NickChange {
+                conn: 1,
+                old: Cow::Borrowed("bob"),
+                new: Cow::Borrowed("rob"),
+            },
+            Record::Chat {
+                nick: Cow::Borrowed("rob"),
+                channel: Cow::Borrowed("#a"),
+                text: Cow::Borrowed("hi"),
+            },
+        ];
+        for r in &records {
+            store.append(1_795_739_080_123, r).unwrap();
+        }
+        drop(store);
+        let mut core = ChatCore::new(CoreConfig::default());
+        let r = restore(&mut core, &path, 1 << 20).unwrap();
+        assert_eq!((r.records, r.skipped), (3, 0));
+        let ring = core.history_of("#a").unwrap();
+        let kinds: Vec<_> = ring.last(10).map(|e| (e.seq, e.kind(), e.text())).collect();
+        use crate::chat::EntryKind;
+        assert_eq!(
+            kinds,
+            [
+                (1, EntryKind::Action, "waves"),
+                (2, EntryKind::Topic, "topic 1"),
+                (4, EntryKind::Chat, "hi"),
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! Deadlines of the shell: a min-heap of (time, connection, kind). An entry for a connection
 //! that has since closed (its slot reused with another generation) is skipped when it fires.
 
+use crate::chat::ClientId;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -41,9 +42,15 @@ pub struct Timers {
 }
 
 impl Timers {
-    /// Adds a deadline.
-    pub fn add(&mut self, timer: Timer) {
-        self.heap.push(Reverse(timer));
+    /// Adds a deadline of `kind` at `at_ms` for the connection `id` (a listener's key with
+    /// generation 0 for [`TimerKind::AcceptResume`]).
+    pub fn arm(&mut self, id: ClientId, at_ms: u64, kind: TimerKind) {
+        self.heap.push(Reverse(Timer {
+            at_ms,
+            key: id.key,
+            gen: id.gen,
+            kind,
+        }));
     }
 
     /// The earliest deadline.
@@ -68,12 +75,7 @@ mod tests {
     fn pops_in_time_order_and_only_when_due() {
         let mut t = Timers::default();
         for (at, key) in [(30, 1), (10, 2), (20, 3)] {
-            t.add(Timer {
-                at_ms: at,
-                key,
-                gen: 1,
-                kind: TimerKind::SoftLimit,
-            });
+            t.arm(ClientId { key, gen: 1 }, at, TimerKind::SoftLimit);
         }
         assert_eq!(t.next(), Some(10));
         assert_eq!(t.pop_due(5), None);

@@ -125,6 +125,17 @@ async function main() {
     telnet.send('/msg @browseruser see you at 5?');
     await page.locator('#log li.msg--private', { hasText: '*Private from @telnetuser: see you at 5?' }).waitFor();
 
+    // Actions and topic changes render as such; the topic shows in the header.
+    telnet.send('/me waves at the browser');
+    await page.locator('#log li.msg--action', { hasText: '-* @telnetuser waves at the browser' }).waitFor();
+    telnet.send('/topic Testing the new commands');
+    await page.locator('#log li.msg--topic', { hasText: '-@telnetuser set the topic of #test: Testing the new commands' }).waitFor();
+    await page.locator('#topic', { hasText: 'Testing the new commands' }).waitFor();
+    // The hints know the new commands.
+    await page.fill('#input', '/ni');
+    await page.locator('#hints li', { hasText: '/nick newnickname' }).waitFor();
+    await page.fill('#input', '');
+
     telnet.send('the build is green again');
     await page.locator('#log li.msg--chat', { hasText: '-@telnetuser: the build is green again' }).waitFor();
 
@@ -184,5 +195,5 @@ if (failures.length) {
   console.log(`FAIL: browser chat test, ${failures.length} problem(s):\n  ${failures.join('\n  ')}`);
   process.exit(1);
 }
-console.log('PASS: browser chat test (nickname, join, public and private messages both ways, reconnect, /quit)');
+console.log('PASS: browser chat test (nickname, join, public and private messages both ways, actions, topics, reconnect, /quit)');
 process.exit(0);

@@ -1,5 +1,5 @@
 // End-to-end test of the chat page's JSON mode in a real (headless) Chromium: the history
-// shown on joining, a members panel that follows joins and leaves, and a reconnect after the
+// shown on joining, a members panel that follows joins, renames and leaves, and a reconnect after the
 // server process is restarted that shows every message sent while the page was away, once.
 //
 // This script runs the server itself, so that it can restart it on the same ports and log:
@@ -133,15 +133,34 @@ async function main() {
     check(await history.locator('.msg--entry', { hasText: '-@alice: before two' }).count() === 1, 'the history block holds "before two"');
     await page.locator('#room', { hasText: '#hist' }).waitFor();
 
-    // The members panel follows joins and leaves.
+    // The members panel follows joins, renames and leaves.
     await page.locator('#member-list .member[data-nick="pageuser"]').waitFor();
     check(JSON.stringify(await members(page)) === '["alice","pageuser"]', `members on join: ${JSON.stringify(await members(page))}`);
     const bob = await telnetUser(ports.telnet, 'bob');
     await page.locator('#member-list .member[data-nick="bob"]').waitFor();
+    bob.send('/nick robert');
+    await page.locator('#member-list .member[data-nick="robert"]').waitFor();
+    await page.locator('#log li.msg--rename', { hasText: '-@bob is now known as @robert' }).waitFor();
+    check(JSON.stringify(await members(page)) === '["alice","pageuser","robert"]', `members after bob's rename: ${JSON.stringify(await members(page))}`);
     bob.send('/quit');
-    await page.locator('#member-list .member[data-nick="bob"]').waitFor({ state: 'detached' });
-    check(JSON.stringify(await members(page)) === '["alice","pageuser"]', 'bob left the members panel');
+    await page.locator('#member-list .member[data-nick="robert"]').waitFor({ state: 'detached' });
+    check(JSON.stringify(await members(page)) === '["alice","pageuser"]', 'robert left the members panel');
     bob.close();
+
+    // The page's own user renames: the header, the panel and later re-logins follow; away shows.
+    await page.fill('#input', '/nick pagefan');
+    await page.press('#input', 'Enter');
+    await page.locator('#me', { hasText: '@pagefan' }).waitFor();
+    await page.locator('#member-list .member--me[data-nick="pagefan"]').waitFor();
+    check(JSON.stringify(await members(page)) === '["alice","pagefan"]', `members after the page's rename: ${JSON.stringify(await members(page))}`);
+    await page.fill('#input', '/away lunch');
+    await page.press('#input', 'Enter');
+    await page.locator('#member-list .member--away[data-nick="pagefan"]').waitFor();
+
+    // A topic set now is in the header, and comes back from the log after the restart below.
+    alice.send('/topic kept across restarts');
+    await page.locator('#log li.msg--topic', { hasText: '-@alice set the topic of #hist: kept across restarts' }).waitFor();
+    await page.locator('#topic:visible', { hasText: 'kept across restarts' }).waitFor();
 
     await say(alice, 'alice', 'live one');
     await page.locator('#log li.msg--chat', { hasText: '-@alice: live one' }).waitFor();
@@ -160,11 +179,15 @@ async function main() {
     const alice2 = await telnetUser(ports.telnet, 'alice');
     clients.push(alice2);
     for (const text of ['gap one', 'gap two', 'gap three']) await say(alice2, 'alice', text);
+    alice2.send('/me waves');
+    await alice2.waitFor('with the action', (l) => l.endsWith('-* @alice waves'));
 
     // Let the page's time run again: it reconnects, signs back in, rejoins with "since".
     await page.clock.resume();
     await page.locator('#conn[data-state="connected"]').waitFor();
-    await page.locator('#log .msg--entry', { hasText: '-@alice: gap three' }).waitFor();
+    await page.locator('#log .msg--entry-action', { hasText: '-* @alice waves' }).waitFor();
+    await page.locator('#me', { hasText: '@pagefan' }).waitFor();
+    await page.locator('#topic:visible', { hasText: 'kept across restarts' }).waitFor();
     for (const text of ['before one', 'before two', 'live one', 'gap one', 'gap two', 'gap three']) {
       const n = await shown(page, 'alice', text);
       check(n === 1, `"${text}" is shown exactly once (${n})`);
@@ -172,7 +195,7 @@ async function main() {
     await say(alice2, 'alice', 'after');
     await page.locator('#log li.msg--chat', { hasText: '-@alice: after' }).waitFor();
     check(await shown(page, 'alice', 'after') === 1, '"after" is shown once');
-    check(JSON.stringify(await members(page)) === '["alice","pageuser"]', `members after the reconnect: ${JSON.stringify(await members(page))}`);
+    check(JSON.stringify(await members(page)) === '["alice","pagefan"]', `members after the reconnect: ${JSON.stringify(await members(page))}`);
     check(pageErrors.length === 0, `no script errors or CSP violations in the page ${JSON.stringify(pageErrors)}`);
   } catch (e) {
     failures.push(e && e.stack ? e.stack : String(e));
@@ -190,5 +213,5 @@ if (failures.length) {
   console.log(`FAIL: browser history test, ${failures.length} problem(s):\n  ${failures.join('\n  ')}`);
   process.exit(1);
 }
-console.log('PASS: browser history test (history on join, members panel, reconnect after a restart shows the gap once)');
+console.log('PASS: browser history test (history on join, members panel through joins, renames, away and leaves, topic and action across a restart, reconnect shows the gap once)');
 process.exit(0);

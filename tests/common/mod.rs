@@ -21,6 +21,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod http;
+pub mod probe;
+pub mod procfs;
+pub mod sockets;
+pub mod tools;
 pub mod ws;
 
 /// The default deadline of every wait: generous, so a loaded machine never fails a test.

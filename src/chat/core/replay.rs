@@ -1,10 +1,11 @@
 //! History in the core (SPEC §12): the replay on `/join`, `/history`, the REST view of a
-//! ring, and rebuilding the rings from log records at start-up.
+//! ring, and rebuilding the rings and topics from log records at start-up.
 
 use super::super::event::{Event, EventKind, Replayed};
 use super::super::history::{Entry, EntryKind, Ring};
 use super::super::strings as s;
 use super::{log_command, ChatCore};
+use crate::chat::command::is_valid_channel;
 use crate::chat::{ClientId, Now, Outbox};
 use crate::record::Record;
 
@@ -13,7 +14,8 @@ const HISTORY_DEFAULT: usize = 20;
 
 impl ChatCore {
     /// Feeds one log record read at start-up (in log order) to the core: the messages that
-    /// belong in a channel's history go into its ring. Other records are ignored.
+    /// belong in a channel's history (chat, action, channel announcement, topic change) go
+    /// into its ring, and a topic change sets the channel's topic. Other records are ignored.
     pub fn restore(&mut self, seq: u64, ts_ms: i64, record: &Record<'_>) {
         let (channel, entry) = match record {
             Record::Chat {
@@ -21,6 +23,14 @@ impl ChatCore {
                 channel,
                 text,
             } => (channel, Entry::new(EntryKind::Chat, seq, ts_ms, nick, text)),
+            Record::Action {
+                nick,
+                channel,
+                text,
+            } => (
+                channel,
+                Entry::new(EntryKind::Action, seq, ts_ms, nick, text),
+            ),
             Record::Announcement {
                 text,
                 channel: Some(channel),
@@ -29,9 +39,22 @@ impl ChatCore {
                 channel,
                 Entry::new(EntryKind::Announcement, seq, ts_ms, "", text),
             ),
+            Record::Topic {
+                nick,
+                channel,
+                topic,
+            } => {
+                self.restore_topic(channel, topic);
+                (
+                    channel,
+                    Entry::new(EntryKind::Topic, seq, ts_ms, nick, topic),
+                )
+            }
             _ => return,
         };
-        self.history.push(channel, entry);
+        if is_valid_channel(channel) {
+            self.history.push(channel, entry);
+        }
     }
 
     /// The start-up scan began at the record with this `seq` (not at the start of the log):

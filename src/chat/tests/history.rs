@@ -2,7 +2,7 @@
 //! rebuilt from records, and the JSON events that carry them.
 
 use super::*;
-use crate::chat::{Event, EventKind};
+use crate::chat::{EntryKind, Event, EventKind};
 use std::borrow::Cow;
 
 /// An outbox that keeps every message as the JSON object a JSON-mode client would get.
@@ -266,4 +266,131 @@ fn json_events_carry_their_fields() {
     let leave = out.sent.iter().find(|(to, _)| *to == 100).unwrap();
     assert_eq!(leave.1["type"], "leave");
     assert!(matches!(Event::notice("x").kind, EventKind::Notice));
+}
+
+/// The commands of SPEC §11 in history and JSON mode: `/me` and `/topic text` are history
+/// entries and `action` / `topic` events, `/nick` a `nick` event, `/list` a `members` event
+/// with `away`, and the restore arms take action and topic records.
+#[test]
+fn commands_are_history_entries_and_typed_events() {
+    let mut c = core(200, 20);
+    let mut out = JsonRecorder::default();
+    user(&mut c, &mut out, 0, "alice");
+    user(&mut c, &mut out, 1, "bob");
+    c.handle_line(at(T), id(0), "/join #g", &mut out);
+    c.handle_line(at(T), id(1), "/join #g", &mut out);
+    out.sent.clear();
+
+    c.handle_line(at(T), id(0), "/me waves", &mut out);
+    c.handle_line(at(T), id(1), "/topic Rust only", &mut out);
+    let seqs: Vec<u64> = out
+        .sent
+        .iter()
+        .filter_map(|(_, v)| v["seq"].as_u64())
+        .collect();
+    let (action, topic) = (&out.sent[0].1, &out.sent[2].1);
+    assert_eq!(
+        action,
+        &serde_json::json!({"type": "action", "seq": seqs[0], "ts": "2026-11-27T15:04:05.000Z",
+            "channel": "#g", "nick": "alice", "text": "waves", "line": "3:04PM-* @alice waves"})
+    );
+    assert_eq!(
+        topic,
+        &serde_json::json!({"type": "topic", "seq": seqs[2], "ts": "2026-11-27T15:04:05.000Z",
+            "channel": "#g", "nick": "bob", "topic": "Rust only",
+            "line": "3:04PM-@bob set the topic of #g: Rust only"})
+    );
+    let ring = c.history_of("#g").unwrap();
+    let entries: Vec<_> = ring
+        .last(5)
+        .map(|e| (e.kind(), e.nick(), e.text()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (EntryKind::Action, "alice", "waves"),
+            (EntryKind::Topic, "bob", "Rust only")
+        ]
+    );
+
+    out.sent.clear();
+    c.handle_line(at(T), id(1), "/nick robert", &mut out);
+    assert_eq!(out.sent.len(), 2, "both members see the rename");
+    let nick = &out.sent[0].1;
+    assert_eq!(nick["type"], "nick");
+    assert_eq!(
+        (&nick["old"], &nick["new"]),
+        (&"bob".into(), &"robert".into())
+    );
+    assert_eq!(nick["line"], "3:04PM-@bob is now known as @robert");
+    assert!(nick["seq"].as_u64().is_some() && nick["ts"].is_string());
+    // Outside a channel only the user hears of it, with its own line.
+    user(&mut c, &mut out, 2, "carol");
+    out.sent.clear();
+    c.handle_line(at(T), id(2), "/nick caroline", &mut out);
+    assert_eq!(out.sent.len(), 1);
+    assert_eq!(out.sent[0].1["type"], "nick");
+    assert_eq!(out.sent[0].1["line"], "You are now known as @caroline");
+
+    out.sent.clear();
+    c.handle_line(at(T), id(0), "/away lunch", &mut out);
+    c.handle_line(at(T), id(1), "/list", &mut out);
+    let list = &out.sent.last().unwrap().1;
+    assert_eq!(list["type"], "members");
+    assert_eq!(
+        list["members"],
+        serde_json::json!([{"nick": "alice", "away": true}, {"nick": "robert", "away": false}])
+    );
+    assert_eq!(
+        list["line"],
+        "Here is the list of all users in this channel\n@alice (away)\n@robert"
+    );
+
+    // A joiner's replay holds the action and the topic change, as typed entries.
+    c.handle_line(at(T), id(2), "/join #g", &mut out);
+    let history = out
+        .sent
+        .iter()
+        .find(|(to, v)| *to == 102 && v["type"] == "history")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let types: Vec<&str> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["action", "topic"]);
+    assert_eq!(history["entries"][1]["topic"], "Rust only");
+
+    // Restored action and topic records fill a ring and set the topic.
+    let mut c = core(200, 20);
+    c.restore(
+        3,
+        T,
+        &Record::Action {
+            nick: Cow::Borrowed("alice"),
+            channel: Cow::Borrowed("#h"),
+            text: Cow::Borrowed("naps"),
+        },
+    );
+    c.restore(
+        4,
+        T,
+        &Record::Topic {
+            nick: Cow::Borrowed("alice"),
+            channel: Cow::Borrowed("#h"),
+            topic: Cow::Borrowed("quiet"),
+        },
+    );
+    let mut out = Recorder::default();
+    user(&mut c, &mut out, 0, "dave");
+    out.sent();
+    c.handle_line(at(T), id(0), "/join #h", &mut out);
+    let sent = out.sent();
+    assert_eq!(sent[1], s(0, "Topic of #h: quiet"));
+    assert_eq!(
+        sent[2],
+        s(0, "Recent messages in #h:\n3:04PM-* @alice naps\n3:04PM-@alice set the topic of #h: quiet\nEnd of recent messages.")
+    );
 }

@@ -1,0 +1,95 @@
+//! `/away`, `/back` and `/whois`: who is there, since when, and whether they are listening.
+
+use super::{log_command, ChatCore};
+use crate::chat::strings as s;
+use crate::chat::{ClientId, Now, Outbox};
+use crate::record::Record;
+use std::borrow::Cow;
+
+/// The away message when `/away` is given none.
+const DEFAULT_AWAY: &str = "away";
+
+impl ChatCore {
+    /// `/away [message]`: marks the user away (again: changes the message).
+    pub(super) fn set_away(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        nick: &str,
+        message: Option<&str>,
+        out: &mut impl Outbox,
+    ) {
+        let message = message.unwrap_or(DEFAULT_AWAY);
+        let Some(sess) = self.session_mut(id) else {
+            return;
+        };
+        sess.away = Some(message.into());
+        let _ = out.log(
+            now,
+            &Record::Away {
+                nick: Cow::Borrowed(nick),
+                message: Some(Cow::Borrowed(message)),
+            },
+        );
+        out.send(id, &s::now_away(message));
+    }
+
+    /// `/back`: the user is no longer away.
+    pub(super) fn back(&mut self, now: Now, id: ClientId, nick: &str, out: &mut impl Outbox) {
+        let was_away = self.session_mut(id).and_then(|s| s.away.take()).is_some();
+        if !was_away {
+            self.refuse(now, id, s::NOT_AWAY, out);
+            return;
+        }
+        let _ = out.log(
+            now,
+            &Record::Away {
+                nick: Cow::Borrowed(nick),
+                message: None,
+            },
+        );
+        out.send(id, s::BACK);
+    }
+
+    /// `/whois @target`: where the user is, how long connected and idle, whether away; an
+    /// operator also sees the address.
+    pub(super) fn whois(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        nick: &str,
+        target: &str,
+        out: &mut impl Outbox,
+    ) {
+        let Some(them) = self.find_user(target).and_then(|t| self.session(t)) else {
+            self.refuse(now, id, &s::not_connected(target), out);
+            return;
+        };
+        let operator = self.session(id).is_some_and(|s| s.operator);
+        let channel = them
+            .channel
+            .and_then(|c| self.channels.get(c as usize))
+            .map(|c| &*c.name);
+        let text = s::whois(&s::Whois {
+            nick: them.nick.as_deref().unwrap_or(target),
+            channel,
+            transport: them.transport.as_str(),
+            connected: &s::duration(now.mono_ms.saturating_sub(them.connected_ms)),
+            idle: &s::duration(now.mono_ms.saturating_sub(them.active_ms)),
+            away: them.away.as_deref(),
+            address: operator.then(|| them.peer.ip().to_string()).as_deref(),
+        });
+        log_command(now, nick, &format!("/whois @{target}"), out);
+        out.send(id, &text);
+    }
+}
+
+#[cfg(test)]
+impl ChatCore {
+    /// Makes a user a server operator (until `/oper` exists, only tests can).
+    pub(in crate::chat) fn set_operator(&mut self, id: ClientId, operator: bool) {
+        if let Some(sess) = self.session_mut(id) {
+            sess.operator = operator;
+        }
+    }
+}

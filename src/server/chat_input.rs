@@ -1,0 +1,135 @@
+//! Chat input from both transports, in one place: the line rules (too long, bad UTF-8,
+//! cleaning, HTTP on the telnet port) and the per-connection line rate limit, then the chat
+//! core; and the transports' control input (telnet replies, WebSocket pings and closes).
+
+use super::conn::{elapsed, ms32, Conn, Proto};
+use super::start::Server;
+use super::timers::TimerKind;
+use crate::chat::{BadInput, ClientId, CloseReason};
+use crate::proto::input::Input;
+use crate::proto::telnet;
+use crate::proto::text::clean_line;
+use crate::proto::websocket;
+use std::rc::Rc;
+
+impl Server {
+    /// Handles one decoded input of a chat connection. The connection is looked up once.
+    pub(super) fn chat_input(&mut self, id: ClientId, input: Input<'_>) {
+        let now = self.now();
+        let Some(conn) = self.io.conn_mut(id) else {
+            return;
+        };
+        if !conn.is_open() {
+            return;
+        }
+        let max = self.settings.max_line;
+        let raw = match input {
+            Input::Line(raw) if raw.len() > max => {
+                let bad = BadInput::TooLong { max };
+                return self.core.handle_bad_input(now, id, bad, &mut self.io);
+            }
+            Input::Line(raw) => raw,
+            Input::TooLong => {
+                let bad = BadInput::TooLong { max };
+                return self.core.handle_bad_input(now, id, bad, &mut self.io);
+            }
+            Input::Overflow => return self.io.kill(id, CloseReason::InputOverflow),
+            Input::Reply(bytes) => return self.io.enqueue(id, Rc::from(bytes)),
+            Input::Ping(payload) => {
+                return self
+                    .io
+                    .enqueue_with(id, |b| websocket::encode_pong(payload, b));
+            }
+            Input::Pong => return,
+            Input::Close(code) => {
+                // Echo the client's code (1000 when it sent none), then close.
+                let code = if code == 1005 { 1000 } else { code };
+                self.io
+                    .enqueue_with(id, |b| websocket::encode_close(code, "", b));
+                return self.io.close_quietly(id, CloseReason::Eof);
+            }
+            Input::Fail(code) => {
+                self.io
+                    .enqueue_with(id, |b| websocket::encode_close(code, "", b));
+                return self.io.close_quietly(id, CloseReason::ProtocolError);
+            }
+        };
+        let Ok(line) = clean_line(raw) else {
+            let bad = BadInput::InvalidUtf8;
+            return self.core.handle_bad_input(now, id, bad, &mut self.io);
+        };
+        if let Proto::Telnet(_) = conn.proto {
+            let first = !conn.seen_line;
+            conn.seen_line = true;
+            if first && telnet::looks_like_http_request(&line) {
+                return self.io.kill(id, CloseReason::HttpOnTelnet);
+            }
+        }
+        if line.is_empty() {
+            return;
+        }
+        // The line rate limit: over it, the line waits in the connection's backlog and the
+        // socket is not read until the backlog drains (nothing is dropped).
+        let (burst, per_ms) = (self.settings.lines_burst, self.settings.lines_per_ms);
+        refill(conn, now.mono_ms, burst, per_ms);
+        if conn.backlog.is_none() && conn.tokens >= 1.0 {
+            conn.tokens -= 1.0;
+            self.io.metrics.messages_in += 1;
+            self.core.handle_line(now, id, &line, &mut self.io);
+            return;
+        }
+        let newly = conn.backlog.is_none();
+        conn.backlog
+            .get_or_insert_with(Default::default)
+            .push_back(line.into());
+        if newly {
+            let at_ms = now.mono_ms + wait_ms(conn.tokens, per_ms);
+            self.io.timers.arm(id, at_ms, TimerKind::RateResume);
+        }
+    }
+
+    /// A rate-limited connection earned tokens: hand its waiting lines to the core, and
+    /// resume reading once they are all handled.
+    pub(super) fn resume_rate_limited(&mut self, id: ClientId) {
+        let now = self.now();
+        let (burst, per_ms) = (self.settings.lines_burst, self.settings.lines_per_ms);
+        loop {
+            let Some(conn) = self.io.conn_mut(id) else {
+                return;
+            };
+            if !conn.is_open() {
+                return;
+            }
+            refill(conn, now.mono_ms, burst, per_ms);
+            let Some(backlog) = conn.backlog.as_mut() else {
+                return;
+            };
+            if conn.tokens < 1.0 {
+                let at_ms = now.mono_ms + wait_ms(conn.tokens, per_ms);
+                self.io.timers.arm(id, at_ms, TimerKind::RateResume);
+                return;
+            }
+            let Some(line) = backlog.pop_front() else {
+                conn.backlog = None;
+                // Edge-triggered: bytes may be waiting that no new edge will announce.
+                self.remember_pending(id.key as usize);
+                return;
+            };
+            conn.tokens -= 1.0;
+            self.io.metrics.messages_in += 1;
+            self.core.handle_line(now, id, &line, &mut self.io);
+        }
+    }
+}
+
+/// Adds the tokens earned since the last refill, up to the burst.
+fn refill(conn: &mut Conn, now_ms: u64, burst: f32, per_ms: f32) {
+    let elapsed = elapsed(now_ms, conn.refilled_ms) as f32;
+    conn.tokens = (conn.tokens + elapsed * per_ms).min(burst);
+    conn.refilled_ms = ms32(now_ms);
+}
+
+/// Milliseconds until a connection with `tokens` has one whole token.
+fn wait_ms(tokens: f32, per_ms: f32) -> u64 {
+    (((1.0 - tokens).max(0.0) / per_ms).ceil() as u64).max(1)
+}
