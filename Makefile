@@ -61,8 +61,8 @@ checkin: fmt
 		duplicates --change; \
 	fi
 
-# The load-generator benchmarks against the baselines; writes BENCHMARKS.md (about 15
-# minutes; `sh scripts/bench.sh --quick` takes about 2). The criterion micro-benchmarks are
+# The load-generator benchmarks against the baselines; writes BENCHMARKS.md (about 25
+# minutes; `bash scripts/bench.sh --quick` takes about 4). The criterion micro-benchmarks are
 # `cargo bench`.
 bench:
 	bash scripts/bench.sh

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Chat latency while the REST log query scans a large log (issue: "the scan must not stall
 # chat"): the server starts on a generated log of LOG_MB MiB (default 200) of chat records,
-# then the load generator runs the same fan-out step twice, without and with queries that
-# scan the whole log (a pattern that matches nothing), and prints both p99s.
+# then the load generator runs the same fan-out step three times: without, with queries that
+# scan the whole log (a pattern that matches nothing; one after the other), and without again;
+# it prints the p99s and the search speed (log size / median query time).
 #
 #   bash scripts/bench-query.sh            # LOG_MB=200 CLIENTS=1000 RATE=100000 STEP_S=10
 set -euo pipefail
@@ -49,9 +50,10 @@ port() { grep -o "$1 listening on 127.0.0.1:[0-9]*" "$dir/err" | grep -o '[0-9]*
 "${pin_gen[@]}" target/release/examples/loadgen \
     --telnet "127.0.0.1:$(port telnet)" --ws "127.0.0.1:$(port websocket)" \
     --rest "127.0.0.1:$(port rest)" --token "$TOKEN" --rest-pattern 'no-such-text-zz' \
+    --rest-concurrency 1 --rest-interval-ms 1 \
     --telnet-clients $((CLIENTS / 2)) --ws-clients $((CLIENTS / 2)) --server-pid "$pid" \
     --phases "fixed:$RATE,rest:$RATE,fixed:$RATE" --step-s "$STEP_S" >"$dir/out.jsonl" 2>"$dir/gen.err"
-python3 - "$dir/out.jsonl" "$LOG_MB" "$CLIENTS" "$RATE" <<'PY'
+python3 - "$dir/out.jsonl" "$LOG_MB" "$CLIENTS" "$RATE" "$(stat -c %s "$dir/chat.log")" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 steps = [r for r in rows if r.get("scenario") in ("fixed", "rest")]
@@ -65,4 +67,9 @@ for r in steps:
     resp = r.get("statuses", "-")
     slowest = r.get("max_query_ms", "-")
     print(f"| {r['scenario']} | {q} (slowest {slowest} ms) | {resp} | {step.get('p50_ms')} ms | {step.get('p99_ms')} ms | {step.get('max_ms')} ms | {step.get('loss')} |")
+    med = r.get("median_query_ms")
+    if med:
+        print_rows.append(f"search: median query {med:.0f} ms over {r.get('answered_200')} answered: {int(sys.argv[5]) / 1e6 / (med / 1000):.0f} MB/s")
+for row in print_rows:
+    print("\n" + row)
 PY

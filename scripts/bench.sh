@@ -3,12 +3,14 @@
 # and an idiomatic tokio chat server (current_thread, and multi-thread with 2 workers), plus
 # any server named by $PEER_BIN. Writes BENCHMARKS.md at the repository root.
 #
-#   scripts/bench.sh           full run: about 15 minutes on a 2-core machine
-#   scripts/bench.sh --quick   smaller sizes, one repetition: about 2 minutes
+#   scripts/bench.sh           full run: about 25 minutes on a 2-core machine
+#   scripts/bench.sh --quick   smaller sizes, one repetition: about 4 minutes
 #
-# The time budget (BENCH_BUDGET_S, default 840 s, or 120 s with --quick) starts after the
+# The time budget (BENCH_BUDGET_S, default 1500 s, or 240 s with --quick) starts after the
 # release build (seconds when cached; a cold build of the examples takes a few minutes). Work
 # that no longer fits is dropped (the report says what and why), so the run always ends.
+# BENCH_RUNS (default all: "mixed idle-ws channels overload join search") picks runs, e.g.
+# BENCH_RUNS=search to try one section.
 #
 # Each target runs, per repetition (targets in a rotated order, 3 repetitions):
 #   mixed       one channel, clients grown 1k -> 5k -> 10k (telnet and WebSocket half and half
@@ -21,6 +23,15 @@
 #               10k a knee search and a fixed load
 #   idle-ws     (chat-server only, first repetition) 10,000 WebSocket clients, idle RSS at
 #               1k / 5k / 10k
+#   overload    (first repetition) 1,000 clients in one channel: a knee search, then twice the
+#               knee for 10 s and the knee for 10 s: disconnects, loss, delivered/s and how long
+#               p99 takes to come back under 100 ms
+#   join        (chat-server only, first repetition) 20,000 telnet clients (fewer when the
+#               open-file limit is lower) join one channel: seconds until all joined, server CPU
+#   search      (chat-server only, first repetition) a generated 200 MiB log; 1,000 mixed
+#               clients at a fixed load, first without, then with one log search after the
+#               other (a pattern that matches nothing, so each reads the whole log): search
+#               MB/s and chat p99 with and without
 # Server and load generator are pinned to different CPUs with taskset when there are two.
 #
 # PEER_BIN: another server speaking the same telnet text protocol, started as "$PEER_BIN"
@@ -70,7 +81,7 @@ T0=$(date +%s)
 meta build_s $((T0 - T_BUILD0))
 
 if [ "$MODE" = quick ]; then
-    BUDGET=${BENCH_BUDGET_S:-120}
+    BUDGET=${BENCH_BUDGET_S:-240}
     REPS=${BENCH_REPS:-1}
     SIZES=1000,2000
     EXTRA_AT=1000
@@ -84,8 +95,15 @@ if [ "$MODE" = quick ]; then
     KNEE_STEPS=4
     KNEE_START=400000
     STALLED_S=1
+    OVERLOAD_SIZE=500
+    OVERLOAD_S=3
+    JOIN_CLIENTS=2000
+    SEARCH_LOG_MB=20
+    SEARCH_CLIENTS=200
+    SEARCH_LOAD=20000
+    SEARCH_STEP_S=3
 else
-    BUDGET=${BENCH_BUDGET_S:-840}
+    BUDGET=${BENCH_BUDGET_S:-1500}
     REPS=${BENCH_REPS:-3}
     SIZES=1000,5000,10000
     EXTRA_AT=5000
@@ -99,7 +117,15 @@ else
     KNEE_STEPS=9
     KNEE_START=250000
     STALLED_S=3
+    OVERLOAD_SIZE=1000
+    OVERLOAD_S=10
+    JOIN_CLIENTS=20000
+    SEARCH_LOG_MB=200
+    SEARCH_CLIENTS=1000
+    SEARCH_LOAD=100000
+    SEARCH_STEP_S=10
 fi
+BENCH_RUNS=${BENCH_RUNS:-mixed idle-ws channels overload join search}
 DEADLINE=$((T0 + BUDGET))
 MAX_CLIENTS=${SIZES##*,}
 [ "$CH_CLIENTS" -gt "$MAX_CLIENTS" ] && MAX_CLIENTS=$CH_CLIENTS
@@ -109,6 +135,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 FDS=$(ulimit -n)
 if [ "$FDS" != unlimited ] && [ "$FDS" -lt $((MAX_CLIENTS + 200)) ]; then
     say "open-file limit $FDS is below $((MAX_CLIENTS + 200)); raise it (ulimit -n) for the full sizes"
+fi
+if [ "$FDS" != unlimited ] && [ "$FDS" -lt $((JOIN_CLIENTS + 200)) ]; then
+    say "open-file limit $FDS: the join run uses $((FDS - 200)) clients instead of $JOIN_CLIENTS"
+    JOIN_CLIENTS=$((FDS - 200))
 fi
 
 # Pinning: server on CPU 1, generator on CPU 0.
@@ -130,6 +160,12 @@ cat >"$CFG" <<EOF
  "log_file":"$OUT/tmp/chat.log","admin_token":"$TOKEN",
  "lines_burst":1000000,"lines_per_s":1000000,"max_line_bytes":512}
 EOF
+
+# The search run: the same, on a generated log (made when the run starts).
+SEARCH_LOG=$OUT/tmp/search.log
+SEARCH_CFG=$OUT/tmp/chat-server-search.json
+sed "s|$OUT/tmp/chat.log|$SEARCH_LOG|" "$CFG" >"$SEARCH_CFG"
+CFG_USE=$CFG
 
 TARGETS=(chat-server mio tokio-ct tokio-mt2)
 if [ -n "${PEER_BIN:-}" ]; then
@@ -157,6 +193,13 @@ meta extra_load "$EXTRA_LOAD"
 meta channels_run "$CH_CLIENTS clients in $CH_CHANNELS channels"
 meta channels_fixed "$CH_FIXED"
 meta peer_bin "${PEER_BIN:-unset}"
+meta overload "$OVERLOAD_SIZE clients, twice the knee for $OVERLOAD_S s, then the knee for $OVERLOAD_S s"
+meta overload_s "$OVERLOAD_S"
+meta join_clients "$JOIN_CLIENTS"
+meta search_log_mib "$SEARCH_LOG_MB"
+meta search_clients "$SEARCH_CLIENTS"
+meta search_load "$SEARCH_LOAD"
+meta runs "$BENCH_RUNS"
 meta fd_limit "$FDS"
 
 SPID=
@@ -177,7 +220,7 @@ start_server() {
     case $target in
         chat-server)
             rm -f "$OUT/tmp/chat.log"
-            "${PIN_S[@]}" "$BIN" -c "$CFG" 2>"$err" &
+            "${PIN_S[@]}" "$BIN" -c "$CFG_USE" 2>"$err" &
             ;;
         mio) "${PIN_S[@]}" "$EX/baseline_mio" 2>"$err" & ;;
         tokio-ct) "${PIN_S[@]}" "$EX/baseline_tokio" --flavor current_thread 2>"$err" & ;;
@@ -241,16 +284,35 @@ run_gen() {
     fi
     timeout $((max_s + 10)) "${PIN_G[@]}" "$EX/loadgen" "${addrs[@]}" --server-pid "$SPID" \
         --target "$target" --tag "run=$run" --tag "rep=$rep" --knee-hints "$RESULTS.hints" \
-        --max-seconds "$max_s" --step-s "$STEP_S" --knee-steps "$KNEE_STEPS" \
+        --max-seconds "$max_s" --step-s "${STEP_OVERRIDE:-$STEP_S}" --knee-steps "$KNEE_STEPS" \
         --knee-start "$KNEE_START" "$@" >>"$RESULTS" 2>>"$LOG"
     local rc=$?
     [ $rc -ne 0 ] && say "  loadgen exited with $rc for $target/$run (see $LOG)"
     return 0
 }
 
+# make_search_log: a log of SEARCH_LOG_MB MiB of chat records (none matches the search).
+make_search_log() {
+    [ -s "$SEARCH_LOG" ] && return 0
+    python3 - "$SEARCH_LOG" "$SEARCH_LOG_MB" <<'PY'
+import sys
+path, mb = sys.argv[1], int(sys.argv[2])
+line = '{"ts":"2026-01-01T00:00:00.000Z","seq":%d,"kind":"chat","nick":"filler%d","channel":"#filler","text":"%s"}\n'
+pad = "lorem ipsum dolor sit amet " * 3
+with open(path, "w") as f:
+    seq, size = 1, 0
+    while size < mb * 1024 * 1024:
+        s = line % (seq, seq % 97, pad)
+        f.write(s)
+        size += len(s)
+        seq += 1
+PY
+}
+
 # attempt TARGET RUN REP: one run on a fresh server, if the budget allows it.
 attempt() {
     local target=$1 run=$2 rep=$3 args=() small=0
+    case " $BENCH_RUNS " in *" $run "*) ;; *) return ;; esac
     local est=${COST[$target/$run]:-0} remaining
     remaining=$(left)
     case $run in
@@ -283,6 +345,29 @@ attempt() {
         idle-ws)
             args=(--ws-clients "$CH_CLIENTS" --channels "$CH_CHANNELS" --sizes "$CH_SIZES")
             ;;
+        overload)
+            if [ "$target" = chat-server ]; then
+                args=(--telnet-clients $((OVERLOAD_SIZE / 2)) --ws-clients $((OVERLOAD_SIZE - OVERLOAD_SIZE / 2)))
+            else
+                args=(--telnet-clients "$OVERLOAD_SIZE")
+            fi
+            args+=(--phases "knee,overload" --overload-s "$OVERLOAD_S" --recover-s "$OVERLOAD_S")
+            ;;
+        join)
+            args=(--telnet-clients "$JOIN_CLIENTS" --setup-timeout 600)
+            ;;
+        search)
+            if ! command -v python3 >/dev/null 2>&1; then
+                say "skip search: python3 is needed to generate the log"
+                return
+            fi
+            make_search_log || return
+            meta search_log_bytes "$(stat -c %s "$SEARCH_LOG")"
+            local STEP_OVERRIDE=$SEARCH_STEP_S
+            args=(--telnet-clients $((SEARCH_CLIENTS / 2)) --ws-clients $((SEARCH_CLIENTS - SEARCH_CLIENTS / 2))
+                --phases "fixed:$SEARCH_LOAD,rest:$SEARCH_LOAD"
+                --rest-pattern no-such-text-zz --rest-concurrency 1 --rest-interval-ms 1)
+            ;;
     esac
     if [ "$remaining" -lt 15 ] || { [ "$est" -gt 0 ] && [ "$remaining" -lt "$est" ]; }; then
         say "skip $target/$run rep $rep: ${remaining}s left, needs about ${est}s"
@@ -290,6 +375,8 @@ attempt() {
             "$target" "$run" "$rep" "$remaining" "$est" >>"$RESULTS"
         return
     fi
+    CFG_USE=$CFG
+    [ "$run" = search ] && CFG_USE=$SEARCH_CFG
     start_server "$target" || return
     if [ "$target" = chat-server ] && [ "$rep" = 1 ] && [ "$run" = mixed ]; then
         # No clients yet: the idle process (SPEC: <= 4 MiB RSS).
@@ -322,6 +409,11 @@ for rep in $(seq "$REPS"); do
     for target in "${order[@]}"; do attempt "$target" mixed "$rep"; done
     [ "$rep" = 1 ] && attempt chat-server idle-ws "$rep"
     for target in "${order[@]}"; do attempt "$target" channels "$rep"; done
+    if [ "$rep" = 1 ]; then
+        for target in "${order[@]}"; do attempt "$target" overload "$rep"; done
+        attempt chat-server join "$rep"
+        attempt chat-server search "$rep"
+    fi
 done
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta elapsed_s $(($(now) - T0))

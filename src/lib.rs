@@ -14,9 +14,10 @@
 //!
 //! # Invariants
 //!
-//! 1. [`proto`] and [`chat`] are pure: no I/O, no clock. Sockets, signals and the clock belong
-//!    to [`server`] (and `main`); files to [`log_store`] (the chat log) and [`rest`]'s log
-//!    search, which reads the log one slice per loop pass as the shell drives it.
+//! 1. Only [`server`] (and `main`) reads the clock or touches the network; the chat log file
+//!    is opened, written and read only through [`log_store`] (for the shell, and for the log
+//!    search the shell drives, which is handed an open [`log_store::LogReader`]) and the
+//!    start-up scan of its tail; [`proto`] and [`chat`] are pure.
 //! 2. Every readable edge is drained to `WouldBlock`/EOF or remembered as pending.
 //! 3. Every non-empty output queue is either marked dirty or waiting for a writable edge.
 //! 4. Slab entries are removed in one place only (the reap step of the loop).

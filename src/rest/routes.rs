@@ -8,6 +8,7 @@ use super::metrics_text;
 use super::query::QueryJob;
 use super::{Outcome, RestConfig, ServerView};
 use crate::chat::AnnounceError;
+use crate::log_store::LogReader;
 use crate::proto::http::{Request, Response};
 use crate::proto::text::clean_line;
 use serde_json::{json, Map, Value};
@@ -115,7 +116,7 @@ pub fn route(
             if let Err(failure) = auth::check(req, &cfg.admin_token) {
                 return Outcome::Respond(auth::unauthorized(&Ctx::new(req, now), failure));
             }
-            return match QueryJob::start(req, log_path, now) {
+            return match QueryJob::start(req, LogReader::open_for_search(log_path), now) {
                 Ok(job) => Outcome::Query(job),
                 Err(resp) => Outcome::Respond(resp),
             };

@@ -13,9 +13,10 @@ use crate::web::{self, WebOutcome};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-/// Log bytes a query scans per loop pass: small enough to keep each pass to a millisecond or two.
-const QUERY_SLICE_BYTES: usize = rest::SUGGESTED_SLICE_BYTES;
+/// Time the log queries may scan per loop pass, all together (each gets at least one slice).
+const QUERY_BUDGET: Duration = Duration::from_micros(1500);
 
 /// What the HTTP side keeps besides its connections.
 #[derive(Default)]
@@ -180,9 +181,11 @@ impl Server {
         }
     }
 
-    /// Scans one slice of the log for every query in progress; answers the finished ones.
+    /// Scans the log for the queries in progress, for `QUERY_BUDGET` together; answers the
+    /// finished ones.
     pub(super) fn step_queries(&mut self) {
         let active = std::mem::take(&mut self.http.queries);
+        let deadline = Instant::now() + QUERY_BUDGET;
         for id in active {
             let Some((http, _)) = self.io.http_mut(id) else {
                 continue;
@@ -190,7 +193,7 @@ impl Server {
             let Some(job) = http.query.as_mut() else {
                 continue;
             };
-            match job.step(QUERY_SLICE_BYTES) {
+            match job.step_until(deadline, Instant::now) {
                 None => self.http.queries.push(id),
                 Some(resp) => {
                     let (head, keep) = (http.query_head, http.query_keep_alive);

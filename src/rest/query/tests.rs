@@ -3,7 +3,7 @@ use crate::log_store::LogStore;
 use crate::rest::test_support::*;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn req(query: &str) -> Request {
     request("GET", &format!("/v1/api/message?{query}"), &[], b"")
@@ -11,13 +11,14 @@ fn req(query: &str) -> Request {
 
 /// Runs a query to the end with `max_bytes` per step; the answer and the number of steps.
 fn run(path: &Path, query: &str, max_bytes: usize) -> (Response, usize) {
-    let mut job = QueryJob::start(&req(query), path, T0).unwrap_or_else(|r| {
-        panic!(
-            "start failed: {} {}",
-            r.status,
-            String::from_utf8_lossy(&r.body)
-        )
-    });
+    let mut job = QueryJob::start(&req(query), LogReader::open_for_search(path), T0)
+        .unwrap_or_else(|r| {
+            panic!(
+                "start failed: {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            )
+        });
     for steps in 1..100_000 {
         if let Some(resp) = job.step(max_bytes) {
             assert!(job.is_finished());
@@ -45,7 +46,7 @@ fn occurrences(v: &Value) -> Vec<String> {
 }
 
 fn start_err(path: &Path, query: &str) -> Response {
-    match QueryJob::start(&req(query), path, T0) {
+    match QueryJob::start(&req(query), LogReader::open_for_search(path), T0) {
         Err(resp) => resp,
         Ok(_) => panic!("{query} was accepted"),
     }
@@ -355,7 +356,7 @@ fn records_appended_during_the_scan_are_left_out() {
         .map(|i| chat(i + 1, T0, "alice", "#general", &format!("old {i}")))
         .collect();
     write_log(&path, &lines);
-    let mut job = QueryJob::start(&req(""), &path, T0).unwrap();
+    let mut job = QueryJob::start(&req(""), LogReader::open_for_search(&path), T0).unwrap();
     assert!(job.step(1).is_none());
     // Append while the job runs.
     let mut store = LogStore::open(&path).unwrap();
@@ -590,4 +591,29 @@ fn step_reads_at_least_the_minimum_slice() {
     let (resp, steps) = run(&path, "", 16);
     assert_eq!(steps, 1);
     assert_eq!(occurrences(&body_json(&resp)).len(), 1);
+}
+
+#[test]
+fn actions_are_searched_and_filtered_like_chat() {
+    let dir = TempDir::new("actions");
+    let path = dir.file("chat.log");
+    let action = |seq: u64, nick: &str, channel: &str, text: &str| {
+        chat(seq, T0, nick, channel, text).replace("\"kind\":\"chat\"", "\"kind\":\"action\"")
+    };
+    write_log(
+        &path,
+        &[
+            action(1, "alice", "#general", "waves hello"),
+            action(2, "bob", "#rust", "waves back"),
+            chat(3, T0, "alice", "#general", "no waving here"),
+        ],
+    );
+    let v = run_json(&path, "pattern=waves&nick=alice&channel=general");
+    assert_eq!(
+        occurrences(&v),
+        ["2026-11-27T00:24:40.123Z #general * @alice waves hello"]
+    );
+    assert_eq!(v["records"][0]["kind"], "action");
+    let v = run_json(&path, "pattern=waves");
+    assert_eq!(occurrences(&v).len(), 2);
 }
