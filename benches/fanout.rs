@@ -119,10 +119,11 @@ impl BenchOutbox {
 }
 
 impl Outbox for BenchOutbox {
-    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
         // The server serializes the record and appends it to the log; the write is left out.
         self.log_buf.clear();
-        serde_json::to_writer(&mut self.log_buf, record).map_err(|_| LogFailed)
+        serde_json::to_writer(&mut self.log_buf, record).map_err(|_| LogFailed)?;
+        Ok(0)
     }
 
     fn send(&mut self, to: ClientId, text: &str) {
@@ -161,6 +162,7 @@ const LINE: &str = "b12:3:45678:901234567890:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
 fn setup(n: usize) -> (ChatCore, BenchOutbox) {
     let mut core = ChatCore::new(CoreConfig {
         nick_timeout_ms: 60_000,
+        ..CoreConfig::default()
     });
     let mut out = BenchOutbox {
         conns: Vec::with_capacity(n),

@@ -35,6 +35,12 @@ const MIN_OUTPUT_LIMIT: usize = 1024;
 const MAX_HTTP_BODY: usize = 16 << 20;
 /// Shortest accepted `admin_token`, in characters.
 pub const MIN_TOKEN_CHARS: usize = 16;
+/// Largest `history_size` (entries per channel).
+const MAX_HISTORY_SIZE: usize = 100_000;
+/// Largest `history_channels`.
+const MAX_HISTORY_CHANNELS: usize = 1_000_000;
+/// Largest `history_scan_bytes`: 1 GiB.
+const MAX_HISTORY_SCAN_BYTES: u64 = 1 << 30;
 
 /// Defines [`Config`], its `Default`, [`KNOWN_KEYS`] and the per-key setter from one table,
 /// so the four can never disagree.
@@ -144,7 +150,14 @@ define_config! {
     shutdown_grace_s: f64 = 2.0,
     /// The message of the day (`/motd`, and after a nickname is accepted); may hold `\n`.
     motd: Option<String> = None,
-    /// Bytes at the end of the log read at start-up to rebuild topics and history.
+    /// Chat history entries (chat, actions, announcements, topic changes) kept per channel.
+    history_size: usize = 200,
+    /// Channels whose history is kept; the least recently active is dropped first.
+    history_channels: usize = 1000,
+    /// History entries replayed to a user joining a channel (0: none; at most `history_size`
+    /// are replayed).
+    history_on_join: usize = 20,
+    /// Bytes at the end of the log read at start-up to rebuild topics and history (0: none).
     history_scan_bytes: u64 = 4 << 20,
 }
 
@@ -265,6 +278,19 @@ impl Config {
             );
         }
         check_min("max_connections_per_ip", self.max_connections_per_ip, 1)?;
+        check_range("history_size", self.history_size, 1, MAX_HISTORY_SIZE)?;
+        check_range(
+            "history_channels",
+            self.history_channels,
+            1,
+            MAX_HISTORY_CHANNELS,
+        )?;
+        if self.history_scan_bytes > MAX_HISTORY_SCAN_BYTES {
+            return Err(format!(
+                "\"history_scan_bytes\" must be at most {MAX_HISTORY_SCAN_BYTES}, got {}",
+                self.history_scan_bytes
+            ));
+        }
         check_range(
             "ws_max_message_bytes",
             self.ws_max_message_bytes,

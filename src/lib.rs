@@ -28,7 +28,6 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod log_store;
-pub mod log_tail;
 pub mod proto;
 pub mod record;
 pub mod rest;

@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const HELP_WORDS: [&str; 15] = [
+const HELP_WORDS: [&str; 16] = [
     "/help",
     "/list",
     "/join",
@@ -45,6 +45,7 @@ const HELP_WORDS: [&str; 15] = [
     "/channels",
     "/unignore",
     "/motd",
+    "/history",
 ];
 
 fn ws_server(extra: Value) -> Server {

@@ -34,7 +34,7 @@ struct Pending {
 
 /// The counts of every big channel with a summary to come.
 #[derive(Debug, Default)]
-pub(crate) struct Presence {
+pub(crate) struct PresenceNotices {
     config: PresenceConfig,
     /// Few entries (only big channels with recent joins or leaves): a list is enough.
     pending: Vec<Pending>,
@@ -48,10 +48,10 @@ pub(crate) struct Due {
     pub left: u32,
 }
 
-impl Presence {
+impl PresenceNotices {
     /// No counts yet.
-    pub fn new(config: PresenceConfig) -> Presence {
-        Presence {
+    pub fn new(config: PresenceConfig) -> PresenceNotices {
+        PresenceNotices {
             config,
             pending: Vec::new(),
         }
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn small_channels_are_not_counted_and_big_ones_are_summed_per_interval() {
-        let mut p = Presence::new(PresenceConfig {
+        let mut p = PresenceNotices::new(PresenceConfig {
             max_members: 3,
             interval_ms: 1000,
         });
@@ -178,11 +178,11 @@ mod tests {
     struct Sent(Vec<(u32, String)>, usize);
 
     impl Outbox for Sent {
-        fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+        fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
             if matches!(record, Record::Join { .. } | Record::Leave { .. }) {
                 self.1 += 1;
             }
-            Ok(())
+            Ok(self.1 as u64)
         }
         fn send(&mut self, to: ClientId, text: &str) {
             self.0.push((to.gen, text.to_owned()));
@@ -215,6 +215,7 @@ mod tests {
     fn the_core_coalesces_big_channels_and_the_joiner_still_gets_its_lines() {
         let mut core = ChatCore::new(CoreConfig {
             nick_timeout_ms: 60_000,
+            ..CoreConfig::default()
         });
         core.set_presence(PresenceConfig {
             max_members: 3,

@@ -78,6 +78,9 @@ fn known_keys_match_the_struct() {
         "tcp_keepalive_s",
         "shutdown_grace_s",
         "motd",
+        "history_size",
+        "history_channels",
+        "history_on_join",
         "history_scan_bytes",
     ];
     assert_eq!(KNOWN_KEYS, &documented[..]);
@@ -105,7 +108,8 @@ fn every_key_parses() {
         "ws_handshake_timeout_s": 1, "ws_ping_interval_s": 2, "ws_idle_timeout_s": 3,
         "http_max_header_bytes": 1024, "http_max_body_bytes": 0,
         "http_header_timeout_s": 4, "http_body_timeout_s": 5, "tcp_keepalive_s": 6,
-        "shutdown_grace_s": 0.25, "motd": "hi", "history_scan_bytes": 1000
+        "shutdown_grace_s": 0.25, "motd": "hi", "history_size": 50,
+        "history_channels": 7, "history_on_join": 0, "history_scan_bytes": 1000
     }"#;
     let config = Config::from_json_str(text).unwrap();
     let expected = Config {
@@ -145,6 +149,9 @@ fn every_key_parses() {
         tcp_keepalive_s: 6.0,
         shutdown_grace_s: 0.25,
         motd: Some("hi".into()),
+        history_size: 50,
+        history_channels: 7,
+        history_on_join: 0,
         history_scan_bytes: 1000,
     };
     assert_eq!(config, expected);
@@ -184,6 +191,7 @@ fn unknown_key_rejected_naming_it() {
         e.contains("(known keys: ip, telnet_port, rest_port,"),
         "{e}"
     );
+    assert!(e.contains("shutdown_grace_s, motd, history_size,"), "{e}");
     assert!(e.contains("history_scan_bytes)"), "{e}");
     assert!(!e.contains('\n'));
     // Case matters: the Go-era keys are exact.
@@ -327,6 +335,17 @@ fn motd_is_checked() {
     assert!(e.contains("control characters"), "{e}");
     let e = parse_err(r#"{"history_scan_bytes": -1}"#);
     assert!(e.contains("history_scan_bytes"), "{e}");
+}
+
+#[test]
+fn rejects_bad_history_settings() {
+    invalid("history_size", |c| c.history_size = 0);
+    invalid("history_size", |c| c.history_size = 100_001);
+    invalid("history_channels", |c| c.history_channels = 0);
+    invalid("history_scan_bytes", |c| {
+        c.history_scan_bytes = (1 << 30) + 1
+    });
+    assert!(Config::from_json_str(r#"{"history_on_join": 0, "history_scan_bytes": 0}"#).is_ok());
 }
 
 #[test]

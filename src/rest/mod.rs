@@ -9,6 +9,7 @@
 //! | `GET /status` | – | envelope + `Data` (health, uptime, users, channels, connections, version) |
 //! | `POST /v1/api/message` | bearer | announcement to every user or one channel; `recipients` |
 //! | `GET /v1/api/message` | bearer | log search ([`QueryJob`]); `occurrences`, `records`, `next_cursor` |
+//! | `GET /v1/api/channels/{name}/history` | bearer | a channel's remembered messages as records |
 //! | `GET /healthz` | – | `200 ok` (text/plain) |
 //! | `GET /metrics` | – | Prometheus text exposition 0.0.4 |
 //! | `GET /docs` (and `/docs/`) | – | Swagger UI, offline (embedded assets under `/docs/…`) |
@@ -27,13 +28,14 @@
 mod auth;
 mod docs;
 mod envelope;
+mod history;
 mod metrics_text;
 mod query;
 mod routes;
 #[cfg(test)]
 mod test_support;
 
-use crate::chat::AnnounceError;
+use crate::chat::{AnnounceError, Ring};
 use crate::proto::http::Response;
 
 pub use self::auth::constant_time_eq;
@@ -50,6 +52,8 @@ pub trait ServerView {
         -> Result<Vec<String>, AnnounceError>;
     /// A snapshot of the numbers for `/status` and `/metrics`.
     fn snapshot(&self) -> Snapshot;
+    /// The history ring of a channel (`#name`, any case), if it has one.
+    fn history(&self, channel: &str) -> Option<&Ring>;
     /// Wall clock, ms since the Unix epoch, for the envelope's `metadata.generated`.
     /// The default takes it from [`ServerView::snapshot`]; override it with something cheaper.
     fn now_unix_ms(&self) -> i64 {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const T0: i64 = 1_795_739_080_123;
 
 /// A server with a fixed set of users and channels; records announcements.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FakeView {
     /// Users: (nick, channel).
     pub users: Vec<(String, Option<String>)>,
@@ -18,6 +18,20 @@ pub struct FakeView {
     /// The server is behind: announcements get 503.
     pub overloaded: bool,
     pub announced: Vec<(String, Option<String>)>,
+    /// Channel history, as the core keeps it.
+    pub history: crate::chat::History,
+}
+
+impl Default for FakeView {
+    fn default() -> FakeView {
+        FakeView {
+            users: Vec::new(),
+            log_failing: false,
+            overloaded: false,
+            announced: Vec::new(),
+            history: crate::chat::History::new(200, 10),
+        }
+    }
 }
 
 impl FakeView {
@@ -74,6 +88,10 @@ impl ServerView for FakeView {
 
     fn overloaded(&self) -> bool {
         self.overloaded
+    }
+
+    fn history(&self, channel: &str) -> Option<&crate::chat::Ring> {
+        self.history.ring(channel)
     }
 
     fn snapshot(&self) -> Snapshot {

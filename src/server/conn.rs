@@ -39,6 +39,8 @@ pub struct WsConn {
     pub last_seen_ms: u32,
     /// A ping was sent and not yet answered.
     pub ping_sent: bool,
+    /// JSON mode (subprotocol `chat.v1.json`): every message is a JSON object.
+    pub json: bool,
 }
 
 /// The protocol a connection speaks, and that protocol's input state.

@@ -144,7 +144,8 @@ impl Server {
                 let early = http.decoder.take_rest();
                 let bytes = resp.encode(false, true);
                 self.io.enqueue_with(id, |b| b.extend_from_slice(&bytes));
-                self.upgrade_to_ws(id, early);
+                let json = crate::proto::websocket::wants_json(&req);
+                self.upgrade_to_ws(id, early, json);
             }
         }
     }
@@ -278,6 +279,10 @@ impl ServerView for View<'_> {
 
     fn overloaded(&self) -> bool {
         self.overloaded
+    }
+
+    fn history(&self, channel: &str) -> Option<&crate::chat::Ring> {
+        self.core.history_of(channel)
     }
 
     fn snapshot(&self) -> Snapshot {

@@ -7,7 +7,7 @@ use super::fanout::{Encoded, Wire};
 use super::metrics::Metrics;
 use super::output::{Caps, Pushed};
 use super::timers::{TimerKind, Timers};
-use crate::chat::{ClientId, CloseReason, LogFailed, Now, Outbox};
+use crate::chat::{ClientId, CloseReason, Event, LogFailed, Now, Outbox};
 use crate::log_store::LogStore;
 use crate::proto::websocket;
 use crate::record::Record;
@@ -159,6 +159,7 @@ impl Io {
         self.queue(id, true, |proto, buf| {
             let wire = match proto {
                 Proto::Telnet(_) => Wire::Telnet,
+                Proto::WebSocket(ws) if ws.json => Wire::Json,
                 Proto::WebSocket(_) => Wire::WebSocket,
                 Proto::Http(_) => return None,
             };
@@ -296,11 +297,8 @@ pub fn ws_close_code(reason: CloseReason) -> (u16, &'static str) {
 }
 
 impl Outbox for Io {
-    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
-        match self.log.append(now.unix_ms, record) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(LogFailed),
-        }
+    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
+        self.log.append(now.unix_ms, record).map_err(|_| LogFailed)
     }
 
     fn send(&mut self, to: ClientId, text: &str) {
@@ -309,6 +307,13 @@ impl Outbox for Io {
 
     fn send_many(&mut self, to: &[ClientId], text: &str) {
         let mut msg = Encoded::new(text);
+        for &id in to {
+            self.enqueue_encoded(id, &mut msg);
+        }
+    }
+
+    fn publish(&mut self, to: &[ClientId], event: &Event<'_>) {
+        let mut msg = Encoded::event(*event);
         for &id in to {
             self.enqueue_encoded(id, &mut msg);
         }

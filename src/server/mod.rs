@@ -15,6 +15,7 @@ mod limits;
 mod metrics;
 mod output;
 mod overload;
+mod restore;
 mod settings;
 mod shutdown;
 mod start;
@@ -22,8 +23,9 @@ mod timers;
 mod ws_io;
 
 pub use self::buffer::{Chunk, OutQueue, Written};
-pub use self::fanout::{encode, Encoded, Wire};
+pub use self::fanout::{encode, encode_event, Encoded, Wire};
 pub use self::io::ListenKind;
 pub use self::metrics::Metrics;
 pub use self::output::{Caps, Output, Pushed};
+pub use self::restore::{restore, Restored};
 pub use self::start::Server;

@@ -57,20 +57,6 @@ pub struct Server {
     pub(super) spare_pending: Vec<usize>,
 }
 
-/// Rebuilds what the core remembers (topics) from the last `scan_bytes` of the chat log. A
-/// log that cannot be read is warned about; the server starts without that memory.
-fn restore_from_log(core: &mut ChatCore, log_path: &std::path::Path, scan_bytes: u64) {
-    match crate::log_tail::scan_tail(log_path, scan_bytes, |line| core.restore(line)) {
-        Ok(scan) if scan.skipped > 0 => log::warn!(
-            "chat log: {} records read back at start-up, {} unreadable lines passed over",
-            scan.records,
-            scan.skipped
-        ),
-        Ok(_) => {}
-        Err(e) => log::warn!("chat log: cannot read it back at start-up: {e}"),
-    }
-}
-
 impl Server {
     /// Binds the listeners the config names and opens the poll. Nothing is accepted until
     /// [`Server::run`]. `admin_token` guards the REST admin endpoints.
@@ -100,9 +86,12 @@ impl Server {
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
         let mut core = ChatCore::new(CoreConfig {
             nick_timeout_ms: settings.nick_timeout_ms,
+            history_size: config.history_size,
+            history_channels: config.history_channels,
+            history_on_join: config.history_on_join,
         });
         core.set_motd(config.motd.as_deref());
-        restore_from_log(&mut core, &settings.log_path, config.history_scan_bytes);
+        super::restore::rebuild(&mut core, &settings.log_path, config.history_scan_bytes);
         core.set_presence(settings.presence);
         Ok(Server {
             poll,
