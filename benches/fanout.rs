@@ -1,8 +1,9 @@
 //! Fan-out bench: one chat line to a channel of 10 / 100 / 1,000 / 10,000 members, driving the
 //! real [`ChatCore`] with an [`Outbox`] that does what the server's shell does
-//! (`src/server/io.rs`): encode once per wire format into a shared [`Chunk`], push a clone into
-//! every recipient's [`OutQueue`], then a simulated flush (`OutQueue::write_to` into a sink,
-//! one vectored write per connection). Reported per recipient.
+//! (`src/server/io.rs`): encode once per wire format into a shared [`Chunk`], queue a clone on
+//! every recipient's [`Output`] under the output caps (`Output::push_capped`, which also keeps
+//! the server's backlog count), then a simulated flush (`Output::write_to` into a sink, one
+//! vectored write per connection). Reported per recipient.
 //!
 //! A counting global allocator measures the allocations of one publish (core + encode +
 //! queue + flush); they must not grow with the member count beyond the per-recipient queue
@@ -12,8 +13,8 @@ use chat_server::chat::{
     ChatCore, ClientId, CloseReason, CoreConfig, LogFailed, Now, Outbox, Transport,
 };
 use chat_server::record::Record;
-use chat_server::server::{encode, Chunk, Encoded, OutQueue, Wire};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use chat_server::server::{encode, Caps, Chunk, Encoded, Output, Pushed, Wire};
+use criterion::{criterion_group, Criterion, Throughput};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, IoSlice, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -72,21 +73,32 @@ impl Write for Sink {
     }
 }
 
+/// The shipped output caps.
+const CAPS: Caps = Caps {
+    hard: 262_144,
+    soft: 65_536,
+};
+
 /// The shell's outbox, without sockets: per-connection output queues and a dirty list.
 struct BenchOutbox {
-    conns: Vec<(Wire, OutQueue, bool)>,
+    conns: Vec<(Wire, Output, bool)>,
     dirty: Vec<usize>,
+    /// The server's backlog count, kept by the queues.
+    backlog: usize,
     encode_buf: Vec<u8>,
     log_buf: Vec<u8>,
     sink: Sink,
 }
 
 impl BenchOutbox {
+    #[inline]
     fn enqueue(&mut self, key: usize, chunk: Chunk) {
         let Some((_, q, dirty)) = self.conns.get_mut(key) else {
             return;
         };
-        q.push(chunk);
+        // A sink never pushes back, so the caps never judge anything here.
+        let pushed = q.push_capped(chunk, &CAPS, 1, &mut self.backlog);
+        debug_assert_eq!(pushed, Pushed::Queued);
         if !*dirty {
             *dirty = true;
             self.dirty.push(key);
@@ -99,7 +111,7 @@ impl BenchOutbox {
         for &key in &dirty {
             let (_, q, d) = &mut self.conns[key];
             *d = false;
-            let _ = q.write_to(&mut self.sink, 64 * 1024);
+            let _ = q.write_to(&mut self.sink, 64 * 1024, CAPS.soft, &mut self.backlog);
         }
         self.dirty = dirty;
         self.dirty.clear();
@@ -107,10 +119,11 @@ impl BenchOutbox {
 }
 
 impl Outbox for BenchOutbox {
-    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
         // The server serializes the record and appends it to the log; the write is left out.
         self.log_buf.clear();
-        serde_json::to_writer(&mut self.log_buf, record).map_err(|_| LogFailed)
+        serde_json::to_writer(&mut self.log_buf, record).map_err(|_| LogFailed)?;
+        Ok(0)
     }
 
     fn send(&mut self, to: ClientId, text: &str) {
@@ -149,10 +162,12 @@ const LINE: &str = "b12:3:45678:901234567890:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
 fn setup(n: usize) -> (ChatCore, BenchOutbox) {
     let mut core = ChatCore::new(CoreConfig {
         nick_timeout_ms: 60_000,
+        ..CoreConfig::default()
     });
     let mut out = BenchOutbox {
         conns: Vec::with_capacity(n),
         dirty: Vec::new(),
+        backlog: 0,
         encode_buf: Vec::new(),
         log_buf: Vec::new(),
         sink: Sink { bytes: 0, calls: 0 },
@@ -163,7 +178,7 @@ fn setup(n: usize) -> (ChatCore, BenchOutbox) {
         } else {
             Wire::WebSocket
         };
-        out.conns.push((wire, OutQueue::default(), false));
+        out.conns.push((wire, Output::default(), false));
         let id = id(i);
         core.handle_connect(NOW, id, Transport::Telnet, PEER, &mut out);
         core.handle_line(NOW, id, &format!("u{i}"), &mut out);
@@ -255,4 +270,21 @@ fn bench_fanout(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_fanout);
-criterion_main!(benches);
+/// With `FANOUT_COUNT=N` in the environment: set up a 1,000-member channel, publish `N`
+/// times and exit, without criterion; for instruction counts (`valgrind --tool=callgrind`
+/// with N and 0, subtracted), which a busy machine does not disturb.
+fn main() {
+    if let Some(n) = std::env::var("FANOUT_COUNT")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        let (mut core, mut out) = setup(1_000);
+        for _ in 0..n {
+            publish(&mut core, &mut out);
+        }
+        println!("{n} publishes to 1000 members");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

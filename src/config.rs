@@ -35,6 +35,12 @@ const MIN_OUTPUT_LIMIT: usize = 1024;
 const MAX_HTTP_BODY: usize = 16 << 20;
 /// Shortest accepted `admin_token`, in characters.
 pub const MIN_TOKEN_CHARS: usize = 16;
+/// Largest `history_size` (entries per channel).
+const MAX_HISTORY_SIZE: usize = 100_000;
+/// Largest `history_channels`.
+const MAX_HISTORY_CHANNELS: usize = 1_000_000;
+/// Largest `history_scan_bytes`: 1 GiB.
+const MAX_HISTORY_SCAN_BYTES: u64 = 1 << 30;
 
 /// Defines [`Config`], its `Default`, [`KNOWN_KEYS`] and the per-key setter from one table,
 /// so the four can never disagree.
@@ -102,6 +108,13 @@ define_config! {
     output_soft_limit_bytes: usize = 65_536,
     /// How long a reader may stay above `output_soft_limit_bytes`.
     output_soft_limit_s: f64 = 30.0,
+    /// Output queued on connections whose sockets are not pushing back (the server's own
+    /// backlog) above which chat input is paused, until it is below half of this.
+    backlog_high_bytes: usize = 16 << 20,
+    /// Channels with more members than this get their join and leave notices summed up.
+    presence_notice_max_members: usize = 500,
+    /// At most one join/leave summary per big channel per this many seconds.
+    presence_notice_interval_s: f64 = 10.0,
     /// Lines a connection may send in a burst.
     lines_burst: u32 = 20,
     /// Lines per second a connection may send after its burst; above this the server stops
@@ -137,7 +150,14 @@ define_config! {
     shutdown_grace_s: f64 = 2.0,
     /// The message of the day (`/motd`, and after a nickname is accepted); may hold `\n`.
     motd: Option<String> = None,
-    /// Bytes at the end of the log read at start-up to rebuild topics and history.
+    /// Chat history entries (chat, actions, announcements, topic changes) kept per channel.
+    history_size: usize = 200,
+    /// Channels whose history is kept; the least recently active is dropped first.
+    history_channels: usize = 1000,
+    /// History entries replayed to a user joining a channel (0: none; at most `history_size`
+    /// are replayed).
+    history_on_join: usize = 20,
+    /// Bytes at the end of the log read at start-up to rebuild topics and history (0: none).
     history_scan_bytes: u64 = 4 << 20,
     /// Server operators: `[{"name": ..., "password_hash": "$argon2id$..."}]` (`/oper`).
     operators: Vec<crate::config_moderation::OperatorEntry> = Vec::new(),
@@ -237,6 +257,11 @@ impl Config {
                 self.output_soft_limit_bytes, self.output_hard_limit_bytes
             ));
         }
+        check_min(
+            "backlog_high_bytes",
+            self.backlog_high_bytes,
+            MIN_OUTPUT_LIMIT,
+        )?;
         if self.lines_burst < 1 {
             return Err(format!(
                 "\"lines_burst\" must be at least 1, got {}",
@@ -260,6 +285,19 @@ impl Config {
             );
         }
         check_min("max_connections_per_ip", self.max_connections_per_ip, 1)?;
+        check_range("history_size", self.history_size, 1, MAX_HISTORY_SIZE)?;
+        check_range(
+            "history_channels",
+            self.history_channels,
+            1,
+            MAX_HISTORY_CHANNELS,
+        )?;
+        if self.history_scan_bytes > MAX_HISTORY_SCAN_BYTES {
+            return Err(format!(
+                "\"history_scan_bytes\" must be at most {MAX_HISTORY_SCAN_BYTES}, got {}",
+                self.history_scan_bytes
+            ));
+        }
         check_range(
             "ws_max_message_bytes",
             self.ws_max_message_bytes,
@@ -293,6 +331,10 @@ impl Config {
             ("http_body_timeout_s", self.http_body_timeout_s),
             ("tcp_keepalive_s", self.tcp_keepalive_s),
             ("shutdown_grace_s", self.shutdown_grace_s),
+            (
+                "presence_notice_interval_s",
+                self.presence_notice_interval_s,
+            ),
         ];
         if let Some(motd) = &self.motd {
             check_motd(motd)?;

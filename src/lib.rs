@@ -29,7 +29,6 @@ pub mod cli;
 pub mod config;
 pub mod config_moderation;
 pub mod log_store;
-pub mod log_tail;
 pub mod proto;
 pub mod record;
 pub mod rest;

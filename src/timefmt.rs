@@ -85,6 +85,27 @@ pub fn kitchen(unix_ms: i64, utc_offset_s: i32) -> String {
     out
 }
 
+/// The local calendar day of `unix_ms` at `utc_offset_s`, as days since the Unix epoch; two
+/// instants are on the same local day when these are equal.
+pub fn local_day(unix_ms: i64, utc_offset_s: i32) -> i64 {
+    unix_ms
+        .div_euclid(1000)
+        .saturating_add(i64::from(utc_offset_s))
+        .div_euclid(86_400)
+}
+
+/// The local date of `unix_ms` at `utc_offset_s` like Go's `Jan 2`: `"Nov 27"`, `"Dec 6"`
+/// (English month abbreviation, day without a leading zero).
+pub fn month_day(unix_ms: i64, utc_offset_s: i32) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = local_day(unix_ms.clamp(MIN_UNIX_MS, MAX_UNIX_MS), utc_offset_s) * 86_400;
+    let dt = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let month = MONTHS[usize::from(u8::from(dt.month())).saturating_sub(1) % 12];
+    format!("{month} {}", dt.day())
+}
+
 /// Parses an RFC 3339 timestamp with any UTC offset and an optional fraction of a second
 /// (e.g. `2026-11-27T01:24:40.5+01:00`) into Unix milliseconds, rounding towards the past.
 ///
@@ -117,6 +138,15 @@ mod tests {
 
     /// 2026-11-27T00:24:40.123Z
     const KNOWN_MS: i64 = 1_795_739_080_123;
+
+    #[test]
+    fn month_day_and_local_day() {
+        assert_eq!(month_day(KNOWN_MS, 0), "Nov 27");
+        assert_eq!(month_day(KNOWN_MS, -3600), "Nov 26");
+        assert_eq!(month_day(0, 0), "Jan 1");
+        assert_eq!(local_day(KNOWN_MS, 0), local_day(KNOWN_MS + 3_600_000, 0));
+        assert_ne!(local_day(KNOWN_MS, 0), local_day(KNOWN_MS, -3600));
+    }
 
     #[test]
     fn epoch() {

@@ -96,9 +96,10 @@ fn run_schemathesis(bin: &Path, dir: &Path, rest: SocketAddr, extra: &[&str]) ->
         .arg(format!("http://{rest}/openapi.json"))
         .args(["--checks", "all"])
         .args(["--max-examples", MAX_EXAMPLES])
-        // One worker: with two, hypothesis (under CPython 3.11) builds lambda descriptions by
-        // parsing source files from both threads at once and fails with "AST constructor
-        // recursion depth mismatch" (a runtime error of the tool, not of the server).
+        // One worker: with two, two operations' coverage phases may make hypothesis describe
+        // a filter lambda (by parsing schemathesis' own source with `ast.parse`) on two
+        // threads at once, which CPython 3.11 reports as "AST constructor recursion depth
+        // mismatch" (its AST recursion counter is shared by the threads).
         .args(["--workers", "1"])
         .args(["--request-timeout", "20"])
         .args(["--generation-database", "none"])

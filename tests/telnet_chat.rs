@@ -159,6 +159,7 @@ fn help_lists_every_command_in_fixed_order() {
             "/channels",
             "/unignore @nickname",
             "/motd",
+            "/history [N]",
             "/oper name password",
             "/kick @nickname [reason]",
             "/ban @nickname|address|CIDR [duration] [reason]",
@@ -253,6 +254,9 @@ fn join_list_and_chat_reach_exactly_the_channel() {
     // Moving to another channel: the old channel hears `left`, the new one `just joined`.
     b.send_line("/join #random");
     b.expect(&others(1));
+    // What was said in #random before (SPEC §12).
+    b.expect("Recent messages in #random:");
+    b.wait_for("the end of the replay", |l| l == "End of recent messages.");
     expect_event(&mut b, "bob", "just joined channel #random");
     expect_event(&mut c, "bob", "just joined channel #random");
     expect_event(&mut a, "bob", "left channel #general");

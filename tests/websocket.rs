@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const HELP_WORDS: [&str; 22] = [
+const HELP_WORDS: [&str; 23] = [
     "/help",
     "/list",
     "/join",
@@ -45,6 +45,7 @@ const HELP_WORDS: [&str; 22] = [
     "/channels",
     "/unignore",
     "/motd",
+    "/history",
     "/oper",
     "/kick",
     "/ban",

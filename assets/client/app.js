@@ -1,16 +1,21 @@
-// chat-server web client: one WebSocket to /ws on the page's own host, plain text both ways.
-// Every server message is one text frame (possibly several lines); every frame we send is one
-// input line. Text from the network is only ever put on the page with textContent.
+// chat-server web client: one WebSocket to /ws on the page's own host in JSON mode (subprotocol
+// chat.v1.json): every server message is one JSON object with a "type", its fields and the
+// "line" a text client would get; every frame we send is one input line. Against a server
+// without JSON mode the page falls back to plain text. Text from the network is only ever put
+// on the page with textContent.
 'use strict';
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const ui = {
-    conn: $('conn'), connSr: $('conn-sr'), retry: $('retry'), me: $('me'), room: $('room'), topic: $('topic'),
+    conn: $('conn'), connSr: $('conn-sr'), retry: $('retry'), me: $('me'), room: $('room'),
     log: $('log'), jump: $('jump'),
     nickPanel: $('nick-panel'), nickForm: $('nick-form'), nickInput: $('nick-input'), nickError: $('nick-error'),
     sendForm: $('send-form'), input: $('input'), send: $('send'), hints: $('hints'),
+    topic: $('topic'), members: $('members'), memberList: $('member-list'), memberCount: $('member-count'),
   };
+  const PROTOCOL = 'chat.v1.json';
+  const MAX_SEEN = 5000;             // sequence numbers remembered for de-duplication
 
   // The commands the server knows (same order as its /help), with what Tab completes them to.
   const COMMANDS = [
@@ -29,16 +34,19 @@
     { usage: '/channels', fill: '/channels', desc: 'List all channels' },
     { usage: '/unignore @nickname', fill: '/unignore @', desc: 'Stop ignoring a user' },
     { usage: '/motd', fill: '/motd', desc: 'Show the message of the day' },
+    { usage: '/history [N]', fill: '/history', desc: 'Show the last N messages of this channel' },
   ];
   const MAX_LINES = 1000;            // keep the page light in long sessions
   const BACKOFF_MIN = 500;           // ms, first reconnect delay
   const BACKOFF_MAX = 10000;         // ms, delay cap
 
   // Patterns for the server's lines (see src/chat/strings.rs). TIME is the "3:04PM" kitchen time.
-  const TIME = '(\\d{1,2}:\\d{2}[AP]M)';
+  // History lines not from today carry the date first: "Jan 2 3:04PM".
+  const TIME = '((?:[A-Z][a-z]{2} \\d{1,2} )?\\d{1,2}:\\d{2}[AP]M)';
   const RE = {
     chat: new RegExp(`^${TIME}-@([^\\s:]+): ([\\s\\S]*)$`),
     priv: new RegExp(`^${TIME} - \\*Private (from|to) @([^\\s:]+): ([\\s\\S]*)$`),
+    stamped: new RegExp(`^${TIME}-`),
     joined: new RegExp(`^${TIME}-@(\\S+) just joined channel (#\\S+)$`),
     left: new RegExp(`^${TIME}-@(\\S+) left channel (#\\S+)$`),
     action: new RegExp(`^${TIME}-\\* @(\\S+) ([\\s\\S]*)$`),
@@ -65,6 +73,10 @@
     needNick: true,      // the user has to type a nickname (the form is shown)
     stop: false,         // do not reconnect (after /quit or a nickname timeout)
     attempt: 0, timer: 0, tick: 0, retryAt: 0,
+    json: false,         // this connection speaks JSON mode
+    lastSeq: 0,          // highest log sequence number shown: rejoin "since" it after a drop
+    seen: new Set(),     // sequence numbers shown, so a replay never shows a message twice
+    members: [],         // [{nick, away}] of our channel
   };
 
   // ---- connection --------------------------------------------------------------------------
@@ -72,12 +84,18 @@
   function connect() {
     clearTimeout(s.timer); clearInterval(s.tick);
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, PROTOCOL);
     s.ws = ws; s.nick = null; s.channel = null; s.welcomed = false; s.nickSent = false; s.stop = false;
     setConn('connecting', s.attempt ? 'Reconnecting…' : 'Connecting…');
     let opened = false;
-    ws.onopen = () => { if (ws === s.ws) { opened = true; s.attempt = 0; setConn('connected', 'Connected'); } };
-    ws.onmessage = (ev) => { if (ws === s.ws && typeof ev.data === 'string') receive(ev.data); };
+    ws.onopen = () => {
+      if (ws !== s.ws) return;
+      opened = true; s.attempt = 0;
+      s.json = ws.protocol === PROTOCOL;
+      document.body.dataset.wire = s.json ? 'json' : 'text';
+      setConn('connected', 'Connected');
+    };
+    ws.onmessage = (ev) => { if (ws === s.ws && typeof ev.data === 'string') frame(ev.data); };
     ws.onclose = () => { if (ws === s.ws) closed(opened && !s.stop); };
   }
 
@@ -131,7 +149,8 @@
       s.nick = s.wantNick = thanks[1]; s.nickSent = false; s.needNick = false;
       ui.nickError.textContent = '';
       addLine(s.autoLogin ? `Reconnected as @${s.nick}.` : text, s.autoLogin ? 'local' : 'notice');
-      if (s.autoLogin && s.wantChannel) sendLine('/join ' + s.wantChannel);
+      // Back after a drop: re-join, asking for everything said since the last message shown.
+      if (s.autoLogin && s.wantChannel) sendLine('/join ' + s.wantChannel + (s.lastSeq ? ' since ' + s.lastSeq : ''));
       else s.wantChannel = null;
       s.autoLogin = false;
       renderSession();
@@ -147,6 +166,8 @@
       ui.nickInput.select(); ui.nickInput.focus();
       return;
     }
+    if (text.startsWith('You are now marked as away')) setAway(s.nick, true);
+    if (text.startsWith('You are no longer marked as away')) setAway(s.nick, false);
     if (text.startsWith('You did not enter a nickname in time')) s.stop = true;
     if (text.startsWith('Good Bye')) { s.stop = s.needNick = true; s.wantNick = s.wantChannel = null; }
     render(text);
@@ -155,21 +176,18 @@
   // Works out what kind of line this is, tracks our own channel, and adds it to the log.
   function render(text) {
     let m;
-    if ((m = RE.action.exec(text))) {
-      return addLine(text, 'action' + (same(m[2], s.nick) ? ' own' : ''), [
-        ['time', m[1]], ['sep', '-* '], ['nick', '@' + m[2]], ['sep', ' '], ['text', m[3]]]);
-    }
+    if (RE.action.test(text)) return showAction(text, 'action');
     if ((m = RE.topicSet.exec(text))) {
-      if (same(m[3], s.channel)) { s.topic = m[4]; renderSession(); }
+      setTopic(m[3], m[4]);
       return addLine(text, 'event topic', [['time', m[1]], ['sep', '-'], ['text', text.slice(m[1].length + 1)]]);
     }
     if ((m = RE.renamed.exec(text))) {
-      if (same(m[2], s.nick)) { s.nick = s.wantNick = m[3]; renderSession(); }
+      renamed(m[2], m[3]);
       return addLine(text, 'event rename', [['time', m[1]], ['sep', '-'], ['text', text.slice(m[1].length + 1)]]);
     }
     if ((m = RE.knownAs.exec(text))) { s.nick = s.wantNick = m[1]; renderSession(); }
-    if ((m = RE.topicIs.exec(text)) && same(m[1], s.channel)) { s.topic = m[2]; renderSession(); }
-    if ((m = RE.noTopic.exec(text)) && same(m[1], s.channel)) { s.topic = null; renderSession(); }
+    if ((m = RE.topicIs.exec(text))) setTopic(m[1], m[2]);
+    if ((m = RE.noTopic.exec(text))) setTopic(m[1], null);
     if ((m = RE.chat.exec(text))) {
       const own = same(m[2], s.nick);
       return addLine(text, own ? 'chat own' : 'chat', [
@@ -196,10 +214,154 @@
     }
     if (text.startsWith('The server is shutting down')) return addLine(text, 'announce');
     if (text.includes('\n')) return addBlock(text);
+    if (RE.stamped.test(text)) return addLine(text, 'event');
     addLine(text, RE.error.test(text) ? 'error' : 'notice');
   }
 
   const same = (a, b) => !!a && !!b && a.toLowerCase() === b.toLowerCase();
+
+  // ---- JSON mode -----------------------------------------------------------------------------
+
+  function frame(data) {
+    if (!s.json) return receive(data);
+    let ev;
+    try { ev = JSON.parse(data); } catch (e) { return receive(data); }
+    if (!ev || typeof ev.line !== 'string') return;
+    event(ev);
+  }
+
+  // A message with a log sequence number is shown once, however often it arrives.
+  const seqKey = (ev) => (ev.type === 'private' ? `${ev.seq}${ev.line}` : ev.seq);
+  function firstTime(ev) {
+    if (typeof ev.seq !== 'number') return true;
+    const key = seqKey(ev);
+    if (s.seen.has(key)) return false;
+    s.seen.add(key);
+    if (s.seen.size > MAX_SEEN) s.seen.delete(s.seen.values().next().value);
+    if (ev.seq > s.lastSeq) s.lastSeq = ev.seq;
+    return true;
+  }
+
+  function event(ev) {
+    if (!firstTime(ev)) return;
+    switch (ev.type) {
+      case 'join':
+        if (same(ev.nick, s.nick)) { s.channel = ev.channel; }
+        else if (same(ev.channel, s.channel)) addMember({ nick: ev.nick, away: false });
+        break;
+      case 'leave':
+        if (same(ev.channel, s.channel)) removeMember(ev.nick);
+        break;
+      case 'nick':
+        renamed(ev.old, ev.new);
+        break;
+      case 'topic':
+        setTopic(ev.channel, ev.topic);
+        break;
+      case 'members':
+        if (!same(s.channel, ev.channel)) s.topic = null;
+        s.channel = s.wantChannel = ev.channel;
+        setMembers(ev.members || []);
+        renderSession();
+        break;
+      case 'history':
+        return showHistory(ev);
+      case 'action':
+        return showAction(ev.line, 'action');
+      case 'chat': case 'private': case 'announcement':
+        break;
+      default: // notices: greetings, answers, errors
+        return receive(ev.line);
+    }
+    render(ev.line);
+  }
+
+  function showAction(line, kinds) {
+    const m = RE.action.exec(line);
+    if (!m) return addLine(line, kinds);
+    return addLine(line, kinds + (same(m[2], s.nick) ? ' own' : ''), [
+      ['time', m[1]], ['sep', '-* '], ['nick', '@' + m[2]], ['sep', ' '], ['text', m[3]]]);
+  }
+
+  // A replay block, set apart from the live conversation: the entries not shown before.
+  function showHistory(ev) {
+    const entries = (ev.entries || []).filter(firstTime);
+    if (!entries.length && ev.complete !== false) return;
+    const [head] = ev.line.split('\n');
+    const li = document.createElement('li');
+    li.className = 'msg msg--history';
+    const h = document.createElement('div');
+    h.className = 'msg__head';
+    h.textContent = head;
+    li.appendChild(h);
+    if (ev.complete === false) {
+      const note = document.createElement('div');
+      note.className = 'msg__note';
+      note.textContent = 'Older messages are no longer available; some may be missing.';
+      li.appendChild(note);
+    }
+    const list = document.createElement('ol');
+    list.className = 'msg__entries';
+    for (const e of entries) {
+      const item = document.createElement('li');
+      item.className = 'msg--entry msg--entry-' + e.type;
+      item.textContent = e.line;
+      list.appendChild(item);
+      if (e.type === 'topic' && same(e.channel, s.channel)) setTopic(e.channel, e.topic);
+    }
+    li.appendChild(list);
+    append(li);
+  }
+
+  // ---- members and topic ---------------------------------------------------------------------
+
+  function setMembers(list) {
+    s.members = list.map((m) => ({ nick: String(m.nick), away: !!m.away }));
+    renderMembers();
+  }
+  function addMember(m) {
+    if (!s.members.some((x) => same(x.nick, m.nick))) s.members.push(m);
+    renderMembers();
+  }
+  function removeMember(nick) {
+    s.members = s.members.filter((m) => !same(m.nick, nick));
+    renderMembers();
+  }
+  // Someone (perhaps we) changed nickname: the members panel, and our own name, follow.
+  function renamed(old, nick) {
+    for (const m of s.members) if (same(m.nick, old)) m.nick = nick;
+    if (same(old, s.nick)) { s.nick = s.wantNick = nick; renderSession(); }
+    renderMembers();
+  }
+  function setAway(nick, away) {
+    for (const m of s.members) if (same(m.nick, nick)) m.away = away;
+    renderMembers();
+  }
+
+  function renderMembers() {
+    ui.members.hidden = !(s.nick && s.channel);
+    ui.memberCount.textContent = s.members.length ? `(${s.members.length})` : '';
+    ui.memberList.replaceChildren(...s.members.map((m) => {
+      const li = document.createElement('li');
+      li.className = 'member' + (m.away ? ' member--away' : '') + (same(m.nick, s.nick) ? ' member--me' : '');
+      li.dataset.nick = m.nick;
+      li.textContent = '@' + m.nick;
+      if (m.away) {
+        const tag = document.createElement('span');
+        tag.className = 'member__away';
+        tag.textContent = ' (away)';
+        li.appendChild(tag);
+      }
+      return li;
+    }));
+  }
+
+  // The topic of our channel (null: none); topics of other channels are not ours to show.
+  function setTopic(channel, topic) {
+    if (!same(channel, s.channel)) return;
+    s.topic = topic || null;
+    renderSession();
+  }
 
   // ---- the conversation --------------------------------------------------------------------
 
@@ -257,9 +419,14 @@
     else ui.jump.hidden = false;
   }
 
+  // Whether the view follows the newest line: the user has not scrolled up. When the log's box
+  // changes size (the topic bar or the members panel appears), a view that followed still does.
+  let following = true;
   ui.log.addEventListener('scroll', () => {
-    if (ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 48) ui.jump.hidden = true;
+    following = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 48;
+    if (following) ui.jump.hidden = true;
   });
+  new ResizeObserver(() => { if (following) ui.log.scrollTop = ui.log.scrollHeight; }).observe(ui.log);
   ui.jump.addEventListener('click', () => {
     ui.log.scrollTop = ui.log.scrollHeight; ui.jump.hidden = true; ui.input.focus();
   });
@@ -271,6 +438,7 @@
     ui.room.hidden = !(s.nick && s.channel); ui.room.textContent = s.channel || '';
     ui.room.title = s.topic ? `Topic: ${s.topic}` : 'Current channel';
     ui.topic.hidden = !(s.nick && s.channel && s.topic); ui.topic.textContent = s.topic || '';
+    ui.members.hidden = !(s.nick && s.channel);
     document.title = s.nick && s.channel ? `${s.channel} · chat-server` : 'chat-server';
     // The nickname form shows until a nickname is accepted (not while we log back in by ourselves).
     const showForm = s.needNick && !s.nick;

@@ -9,6 +9,10 @@ pub enum Command<'a> {
     List,
     /// `/join #channel` (the channel name includes the `#`).
     Join(&'a str),
+    /// `/join #channel since SEQ`: replay every remembered entry after SEQ.
+    JoinSince(&'a str, u64),
+    /// `/history [N]`.
+    History(Option<usize>),
     /// `/msg @nick text` (the nick without its `@`).
     Msg {
         /// Recipient nickname, without `@`.
@@ -55,6 +59,10 @@ pub enum CommandError<'a> {
     MsgNeedsText,
     /// `/ignore` without an `@nickname`.
     IgnoreNeedsNick,
+    /// `/join #channel since` without a sequence number.
+    JoinSinceNeedsSeq,
+    /// `/history` with something other than a positive number.
+    HistoryNeedsNumber,
     /// `/nick` without a new nickname.
     NickNeedsNick,
     /// `/me` without an action.
@@ -66,7 +74,7 @@ pub enum CommandError<'a> {
 }
 
 /// The commands in `/help` order: syntax and description.
-pub const HELP: [(&str, &str); 15] = [
+pub const HELP: [(&str, &str); 16] = [
     ("/help", "Shows the list of all available commands."),
     ("/list", "Lists user nicknames in the current channel."),
     (
@@ -91,6 +99,10 @@ pub const HELP: [(&str, &str); 15] = [
     ("/channels", "Lists all channels with their users and topics."),
     ("/unignore @nickname", "Stop ignoring a user."),
     ("/motd", "Show the message of the day."),
+    (
+        "/history [N]",
+        "Show the last N messages of the current channel (default 20).",
+    ),
 ];
 
 /// Parses a line. `None` when the line is not a command (does not start with `/`).
@@ -106,6 +118,7 @@ pub fn parse_command(line: &str) -> Option<Result<Command<'_>, CommandError<'_>>
         "/quit" => Ok(Command::Quit),
         "/join" => parse_join(rest),
         "/msg" => parse_msg(rest),
+        "/history" => parse_history(rest),
         "/ignore" => at_nick(rest)
             .map(Command::Ignore)
             .ok_or(CommandError::IgnoreNeedsNick),
@@ -143,10 +156,36 @@ fn parse_join(rest: &str) -> Result<Command<'_>, CommandError<'_>> {
     if name.is_empty() {
         return Err(CommandError::JoinNeedsChannel);
     }
-    if !extra.is_empty() || !is_valid_channel(name) {
+    if !is_valid_channel(name) {
         return Err(CommandError::InvalidChannel(rest));
     }
-    Ok(Command::Join(name))
+    if extra.is_empty() {
+        return Ok(Command::Join(name));
+    }
+    let (word, seq) = split_word(extra);
+    if word != "since" {
+        return Err(CommandError::InvalidChannel(rest));
+    }
+    match split_word(seq) {
+        (n, "") if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n
+            .parse()
+            .map(|n| Command::JoinSince(name, n))
+            .map_err(|_| CommandError::JoinSinceNeedsSeq),
+        _ => Err(CommandError::JoinSinceNeedsSeq),
+    }
+}
+
+fn parse_history(rest: &str) -> Result<Command<'_>, CommandError<'_>> {
+    match split_word(rest) {
+        ("", _) => Ok(Command::History(None)),
+        (n, "") if n.bytes().all(|b| b.is_ascii_digit()) => match n.parse::<usize>() {
+            Ok(0) => Err(CommandError::HistoryNeedsNumber),
+            Ok(n) => Ok(Command::History(Some(n))),
+            // More digits than fit: as many as there are.
+            Err(_) => Ok(Command::History(Some(usize::MAX))),
+        },
+        _ => Err(CommandError::HistoryNeedsNumber),
+    }
 }
 
 fn parse_msg(rest: &str) -> Result<Command<'_>, CommandError<'_>> {
@@ -355,6 +394,46 @@ mod tests {
             parse_command("/nickname x"),
             Some(Err(CommandError::Unknown("/nickname")))
         );
+    }
+
+    #[test]
+    fn join_since_and_history_parse() {
+        assert_eq!(
+            parse_command("/join #a since 42"),
+            Some(Ok(Command::JoinSince("#a", 42)))
+        );
+        assert_eq!(
+            parse_command("/join #a since"),
+            Some(Err(CommandError::JoinSinceNeedsSeq))
+        );
+        assert_eq!(
+            parse_command("/join #a since -1"),
+            Some(Err(CommandError::JoinSinceNeedsSeq))
+        );
+        assert_eq!(
+            parse_command("/join #a since 1 2"),
+            Some(Err(CommandError::JoinSinceNeedsSeq))
+        );
+        assert_eq!(
+            parse_command("/join #a after 1"),
+            Some(Err(CommandError::InvalidChannel("#a after 1")))
+        );
+        assert_eq!(parse_command("/history"), Some(Ok(Command::History(None))));
+        assert_eq!(
+            parse_command("/history 5"),
+            Some(Ok(Command::History(Some(5))))
+        );
+        assert_eq!(
+            parse_command("/history 99999999999999999999999"),
+            Some(Ok(Command::History(Some(usize::MAX))))
+        );
+        for bad in ["/history 0", "/history x", "/history -3", "/history 2 3"] {
+            assert_eq!(
+                parse_command(bad),
+                Some(Err(CommandError::HistoryNeedsNumber)),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! [`ChatCore`]: sessions, nicknames, channels and commands.
 
 use super::command::{is_valid_channel, parse_command, Command};
+use super::event::{Event, EventKind, Member, Presence, Said};
+use super::history::{Entry, EntryKind, History};
 use super::nick::Nick;
+use super::presence::{summary, PresenceConfig, PresenceNotices};
 use super::strings as s;
 use super::{BadInput, ClientId, CloseReason, Now, Outbox, Transport};
 use crate::record::Record;
@@ -16,7 +19,7 @@ mod info;
 pub(super) mod moderation;
 mod presence;
 mod rename;
-mod restore;
+mod replay;
 mod topic;
 
 /// Settings of the core.
@@ -24,6 +27,24 @@ mod topic;
 pub struct CoreConfig {
     /// Time allowed to choose a nickname, in milliseconds.
     pub nick_timeout_ms: u64,
+    /// Entries kept per channel (`history_size`).
+    pub history_size: usize,
+    /// Channels whose history is kept (`history_channels`).
+    pub history_channels: usize,
+    /// Entries replayed on `/join` (`history_on_join`; 0: none).
+    pub history_on_join: usize,
+}
+
+impl Default for CoreConfig {
+    /// The config file's defaults.
+    fn default() -> CoreConfig {
+        CoreConfig {
+            nick_timeout_ms: 60_000,
+            history_size: 200,
+            history_channels: 1000,
+            history_on_join: 20,
+        }
+    }
 }
 
 /// Counts for `/status` and `/metrics`.
@@ -95,10 +116,14 @@ pub struct ChatCore {
     channel_index: HashMap<Box<str>, ChannelKey>,
     nick_deadlines: BinaryHeap<Reverse<(u64, ClientId)>>,
     kitchen_cache: (i64, i32, String),
+    /// Per-channel history rings.
+    history: History,
     /// Topics of channels that have no members now (emptied, or known from the log).
     topics: topic::DormantTopics,
     /// The message of the day (`/motd`), if the config sets one.
     motd: Option<Box<str>>,
+    /// Join and leave notices of big channels, counted for a summary.
+    presence: PresenceNotices,
     /// Operators, bans and mutes.
     moderation: moderation::Moderation,
 }
@@ -111,6 +136,7 @@ impl ChatCore {
     /// A core with no users.
     pub fn new(config: CoreConfig) -> Self {
         ChatCore {
+            history: History::new(config.history_size, config.history_channels),
             config,
             sessions: Vec::new(),
             session_count: 0,
@@ -121,8 +147,15 @@ impl ChatCore {
             kitchen_cache: (i64::MIN, 0, String::new()),
             topics: topic::DormantTopics::default(),
             motd: None,
+            presence: PresenceNotices::new(PresenceConfig::default()),
             moderation: Default::default(),
         }
+    }
+
+    /// When join and leave notices of big channels are coalesced (default: above 500
+    /// members, one summary per 10 seconds).
+    pub fn set_presence(&mut self, config: PresenceConfig) {
+        self.presence = PresenceNotices::new(config);
     }
 
     /// Counts of sessions, users and channels.
@@ -151,10 +184,12 @@ impl ChatCore {
         names
     }
 
-    /// The earliest nickname deadline (monotonic ms), for the shell's poll timeout.
+    /// The earliest deadline (a nickname's, or a presence summary's; monotonic ms), for the
+    /// shell's poll timeout.
     pub fn next_deadline(&self) -> Option<u64> {
         let nick = self.nick_deadlines.peek().map(|Reverse((t, _))| *t);
         nick.into_iter()
+            .chain(self.presence.next_deadline())
             .chain(self.moderation.next_deadline())
             .min()
     }
@@ -251,8 +286,15 @@ impl ChatCore {
         self.end_session(now, id, reason, out);
     }
 
-    /// Closes connections whose nickname deadline passed.
+    /// Closes connections whose nickname deadline passed; sends the presence summaries due.
     pub fn handle_tick(&mut self, now: Now, out: &mut impl Outbox) {
+        while let Some(due) = self.presence.take_due(now.mono_ms) {
+            let kitchen = self.kitchen(now).to_owned();
+            if let Some(channel) = self.channels.get(due.channel as usize) {
+                let msg = summary(&kitchen, due.joined, due.left, &channel.name);
+                out.send_many(&channel.members, &msg);
+            }
+        }
         while let Some(Reverse((deadline, id))) = self.nick_deadlines.peek().copied() {
             if deadline > now.mono_ms {
                 break;
@@ -390,14 +432,26 @@ impl ChatCore {
             channel: Cow::Borrowed(&channel.name),
             text: Cow::Borrowed(text),
         };
-        if out.log(now, &record).is_err() {
+        let Ok(seq) = out.log(now, &record) else {
             out.send(id, s::NOT_LOGGED);
             return;
-        }
+        };
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::chat(&kitchen, &nick, text);
         if let Some(channel) = self.channels.get(ch as usize) {
-            out.send_many(&channel.members, &msg);
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Chat(Said {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &channel.name,
+                    nick: &nick,
+                    text,
+                }),
+            };
+            out.publish(&channel.members, &event);
+            let entry = Entry::new(EntryKind::Chat, seq, now.unix_ms, &nick, text);
+            self.history.push(&channel.name, entry);
         }
     }
 
@@ -419,20 +473,26 @@ impl ChatCore {
                     }
                     Some(channel) => {
                         let mut text = String::from(s::LIST_HEADER);
-                        for member in &channel.members {
-                            if let Some(sess) = self.session(*member) {
-                                if let Some(n) = &sess.nick {
-                                    text.push('\n');
-                                    text.push_str(&s::list_member(n, sess.away.is_some()));
-                                }
-                            }
+                        let members = self.members(&channel.members);
+                        for member in &members {
+                            text.push('\n');
+                            text.push_str(&s::list_member(member.nick, member.away));
                         }
                         log_command(now, &nick, "/list", out);
-                        out.send(id, &text);
+                        let event = Event {
+                            line: &text,
+                            kind: EventKind::Members {
+                                channel: &channel.name,
+                                members: &members,
+                            },
+                        };
+                        out.publish(&[id], &event);
                     }
                 }
             }
-            Command::Join(name) => self.join(now, id, &nick, name, out),
+            Command::Join(name) => self.join(now, id, &nick, name, None, out),
+            Command::JoinSince(name, seq) => self.join(now, id, &nick, name, Some(seq), out),
+            Command::History(n) => self.history_command(now, id, &nick, n, out),
             Command::Msg { to, text } => self.private(now, id, &nick, to, text, out),
             Command::Ignore(target) => self.ignore(now, id, &nick, target, out),
             Command::Quit => {
@@ -457,7 +517,15 @@ impl ChatCore {
         }
     }
 
-    fn join(&mut self, now: Now, id: ClientId, nick: &str, name: &str, out: &mut impl Outbox) {
+    fn join(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        nick: &str,
+        name: &str,
+        since: Option<u64>,
+        out: &mut impl Outbox,
+    ) {
         debug_assert!(is_valid_channel(name));
         let key = lower(name);
         let current = self.session(id).and_then(|s| s.channel);
@@ -476,9 +544,11 @@ impl ChatCore {
         let ch = match target {
             Some(ch) => ch,
             None => {
+                // A channel made again keeps the spelling its history remembers.
+                let shown = self.history.ring(name).map_or(name, |r| &r.name);
                 let topic = self.topics.take(&key);
                 let ch = self.channels.insert(Channel {
-                    name: name.into(),
+                    name: shown.into(),
                     members: Vec::new(),
                     topic,
                 }) as ChannelKey;
@@ -496,22 +566,63 @@ impl ChatCore {
         if let Some(sess) = self.session_mut(id) {
             sess.channel = Some(ch);
         }
-        let _ = out.log(
-            now,
-            &Record::Join {
-                nick: Cow::Borrowed(nick),
-                channel: Cow::Borrowed(&shown),
-            },
-        );
-        out.send(id, &s::others_in_channel(others));
+        let seq = out
+            .log(
+                now,
+                &Record::Join {
+                    nick: Cow::Borrowed(nick),
+                    channel: Cow::Borrowed(&shown),
+                },
+            )
+            .unwrap_or(0);
+        if let Some(channel) = self.channels.get(ch as usize) {
+            let members = self.members(&channel.members);
+            let event = Event {
+                line: &s::others_in_channel(others),
+                kind: EventKind::Members {
+                    channel: &shown,
+                    members: &members,
+                },
+            };
+            out.publish(&[id], &event);
+        }
         if let Some(topic) = topic {
             out.send(id, &topic);
         }
+        self.replay_on_join(now, id, &shown, since, out);
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::joined(&kitchen, nick, &shown);
         if let Some(channel) = self.channels.get(ch as usize) {
-            out.send_many(&channel.members, &msg);
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Join(Presence {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &shown,
+                    nick,
+                }),
+            };
+            let members = channel.members.len();
+            if self.presence.note(ch, members, true, now.mono_ms) {
+                // The others get it in the next summary.
+                out.publish(&[id], &event);
+            } else {
+                out.publish(&channel.members, &event);
+            }
         }
+    }
+
+    /// The members of a channel as `members` events list them.
+    fn members(&self, ids: &[ClientId]) -> Vec<Member<'_>> {
+        ids.iter()
+            .filter_map(|m| {
+                let sess = self.session(*m)?;
+                Some(Member {
+                    nick: sess.nick.as_ref()?.as_str(),
+                    away: sess.away.is_some(),
+                })
+            })
+            .collect()
     }
 
     fn private(
@@ -542,13 +653,22 @@ impl ChatCore {
             to: Cow::Borrowed(&to_nick),
             text: Cow::Borrowed(text),
         };
-        if out.log(now, &record).is_err() {
+        let Ok(seq) = out.log(now, &record) else {
             out.send(id, s::NOT_LOGGED);
             return;
-        }
+        };
         let kitchen = self.kitchen(now).to_owned();
-        out.send(target, &s::private_from(&kitchen, nick, text));
-        out.send(id, &s::private_to(&kitchen, &to_nick, text));
+        let kind = EventKind::Private {
+            seq,
+            ts_ms: now.unix_ms,
+            from: nick,
+            to: &to_nick,
+            text,
+        };
+        let line = s::private_from(&kitchen, nick, text);
+        out.publish(&[target], &Event { line: &line, kind });
+        let line = s::private_to(&kitchen, &to_nick, text);
+        out.publish(&[id], &Event { line: &line, kind });
         if let Some(away) = self.session(target).and_then(|t| t.away.as_deref()) {
             out.send(id, &s::is_away(&to_nick, away));
         }
@@ -595,10 +715,23 @@ impl ChatCore {
             channel: shown.as_deref().map(Cow::Borrowed),
             recipients: recipients.len() as u64,
         };
-        if out.log(now, &record).is_err() {
+        let Ok(seq) = out.log(now, &record) else {
             return Err(AnnounceError::LogFailed);
+        };
+        let event = Event {
+            line: &s::announcement(text),
+            kind: EventKind::Announcement {
+                seq,
+                ts_ms: now.unix_ms,
+                channel: shown.as_deref(),
+                text,
+            },
+        };
+        out.publish(&recipients, &event);
+        if let Some(channel) = &shown {
+            let entry = Entry::new(EntryKind::Announcement, seq, now.unix_ms, "", text);
+            self.history.push(channel, entry);
         }
-        out.send_many(&recipients, &s::announcement(text));
         Ok(recipients
             .iter()
             .filter_map(|r| self.nick_of(*r).map(|n| format!("@{n}")))
@@ -635,6 +768,7 @@ impl ChatCore {
         self.channels.clear();
         self.channel_index.clear();
         self.nick_deadlines.clear();
+        self.presence.clear();
     }
 
     fn leave_channel(&mut self, now: Now, id: ClientId, nick: &str, out: &mut impl Outbox) {
@@ -646,27 +780,44 @@ impl ChatCore {
         };
         channel.members.retain(|m| *m != id);
         let name: Box<str> = channel.name.clone();
-        let _ = out.log(
-            now,
-            &Record::Leave {
-                nick: Cow::Borrowed(nick),
-                channel: Cow::Borrowed(&name),
-            },
-        );
-        if channel.members.is_empty() {
+        let empty = channel.members.is_empty();
+        let seq = out
+            .log(
+                now,
+                &Record::Leave {
+                    nick: Cow::Borrowed(nick),
+                    channel: Cow::Borrowed(&name),
+                },
+            )
+            .unwrap_or(0);
+        if empty {
             let channel = self.channels.remove(ch as usize);
             let key = lower(&name);
             self.channel_index.remove(&key);
+            self.presence.forget(ch);
             if let Some(topic) = channel.topic {
                 self.topics.keep(key, topic);
             }
             return;
         }
+        let members = channel.members.len();
+        if self.presence.note(ch, members, false, now.mono_ms) {
+            return; // told in the next summary
+        }
         let kitchen = self.kitchen(now).to_owned();
         let msg =
             (self.moderation.leave_notice.take()).unwrap_or_else(|| s::left(&kitchen, nick, &name));
         if let Some(channel) = self.channels.get(ch as usize) {
-            out.send_many(&channel.members, &msg);
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Leave(Presence {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &name,
+                    nick,
+                }),
+            };
+            out.publish(&channel.members, &event);
         }
     }
 

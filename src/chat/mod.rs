@@ -8,19 +8,25 @@ mod banlist;
 mod command;
 mod core;
 pub mod duration;
+mod event;
+mod history;
 mod moderation_text;
 mod nick;
+mod presence;
 mod strings;
 
 pub use self::banlist::{parse_target, BanTarget};
-pub use self::command::{parse_command, Command, CommandError};
+pub use self::command::{is_valid_channel, parse_command, Command, CommandError};
 pub use self::core::moderation::{
     error_text as moderation_error_text, hash_password, is_valid_hash, verify_password, Actor,
     BanInfo, ChannelInfo, ModError, Operator, UserInfo, MAX_OPER_FAILURES,
 };
 pub use self::core::{AnnounceError, ChatCore, CoreConfig, Stats};
+pub use self::event::{Event, EventKind, Member, Presence, Replayed, Said};
+pub use self::history::{Entry, EntryKind, History, Ring};
 pub use self::moderation_text::{BANNED_HERE, NICK_BANNED};
 pub use self::nick::Nick;
+pub use self::presence::PresenceConfig;
 
 use crate::record::Record;
 
@@ -154,13 +160,19 @@ pub struct LogFailed;
 /// Where the core puts its actions. The shell implements it over sockets and the log file;
 /// tests implement it with a recorder.
 pub trait Outbox {
-    /// Append a record to the chat log. `Err` means it was not written: a message whose record
-    /// failed must not be sent to anyone.
-    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<(), LogFailed>;
+    /// Append a record to the chat log; `Ok` holds the record's sequence number. `Err` means
+    /// it was not written: a message whose record failed must not be sent to anyone.
+    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<u64, LogFailed>;
     /// Send one message (it may hold `\n` between lines, never at the end) to one connection.
     fn send(&mut self, to: ClientId, text: &str);
     /// Send the same message to many connections; the shell encodes it once per protocol.
     fn send_many(&mut self, to: &[ClientId], text: &str);
+    /// Send a typed event to many connections: text clients get `event.line`, JSON-mode
+    /// clients its JSON object; each format is encoded once. An outbox that knows no
+    /// formats sends the line.
+    fn publish(&mut self, to: &[ClientId], event: &Event<'_>) {
+        self.send_many(to, event.line);
+    }
     /// Close a connection after its queued output is written.
     fn close(&mut self, id: ClientId, reason: CloseReason);
 }

@@ -131,6 +131,14 @@ pub fn command_error(err: &CommandError<'_>) -> String {
         CommandError::IgnoreNeedsNick => {
             "Could not find the required @nickname in the input, use /ignore @nickname".to_string()
         }
+        CommandError::JoinSinceNeedsSeq => {
+            "Could not find the required sequence number in the input, use /join #channel since SEQ"
+                .to_string()
+        }
+        CommandError::HistoryNeedsNumber => {
+            "Could not find a number of messages in the input, use /history or /history N"
+                .to_string()
+        }
         CommandError::NickNeedsNick => {
             "Could not find the required nickname in the input, use /nick newnickname".to_string()
         }
@@ -276,4 +284,22 @@ pub fn duration(ms: u64) -> String {
     } else {
         format!("{secs}s")
     }
+}
+
+// ------------------------------------------------------------------ history
+
+pub fn recent_header(channel: &str) -> String {
+    format!("Recent messages in {channel}:")
+}
+
+pub const RECENT_FOOTER: &str = "End of recent messages.";
+
+pub fn history_header(count: usize, channel: &str) -> String {
+    format!("Last {count} messages in {channel}:")
+}
+
+pub const HISTORY_FOOTER: &str = "End of history.";
+
+pub fn history_empty(channel: &str) -> String {
+    format!("There are no messages in {channel} yet.")
 }

@@ -19,16 +19,18 @@ enum Act {
 struct Recorder {
     acts: Vec<Act>,
     fail_log: bool,
+    seq: u64,
 }
 
 impl Outbox for Recorder {
-    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
         if self.fail_log {
             return Err(LogFailed);
         }
         self.acts
             .push(Act::Log(serde_json::to_string(record).unwrap()));
-        Ok(())
+        self.seq += 1;
+        Ok(self.seq)
     }
     fn send(&mut self, to: ClientId, text: &str) {
         self.acts.push(Act::Send(to.gen, text.to_string()));
@@ -91,6 +93,7 @@ impl Script {
         Script {
             core: ChatCore::new(CoreConfig {
                 nick_timeout_ms: 60_000,
+                ..CoreConfig::default()
             }),
             out: Recorder::default(),
         }
@@ -316,6 +319,7 @@ fn help_is_one_message_in_fixed_order() {
             "/channels",
             "/unignore @nickname",
             "/motd",
+            "/history [N]",
             "/oper name password",
             "/kick @nickname [reason]",
             "/ban @nickname|address|CIDR [duration] [reason]",
@@ -510,4 +514,5 @@ fn stale_ids_are_ignored() {
 }
 
 mod commands;
+mod history;
 mod moderation;

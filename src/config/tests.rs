@@ -58,6 +58,9 @@ fn known_keys_match_the_struct() {
         "output_hard_limit_bytes",
         "output_soft_limit_bytes",
         "output_soft_limit_s",
+        "backlog_high_bytes",
+        "presence_notice_max_members",
+        "presence_notice_interval_s",
         "lines_burst",
         "lines_per_s",
         "max_connections",
@@ -75,6 +78,9 @@ fn known_keys_match_the_struct() {
         "tcp_keepalive_s",
         "shutdown_grace_s",
         "motd",
+        "history_size",
+        "history_channels",
+        "history_on_join",
         "history_scan_bytes",
         "operators",
         "state_file",
@@ -98,13 +104,15 @@ fn every_key_parses() {
         "allowed_origins": ["https://chat.example.com", "http://localhost:8080"],
         "max_line_bytes": 100, "max_input_bytes": 200, "nick_timeout_s": 0.2,
         "output_hard_limit_bytes": 2048, "output_soft_limit_bytes": 1024,
-        "output_soft_limit_s": 1.5, "lines_burst": 1, "lines_per_s": 0.5,
+        "output_soft_limit_s": 1.5, "backlog_high_bytes": 4096,
+        "presence_notice_max_members": 7, "presence_notice_interval_s": 0.5, "lines_burst": 1, "lines_per_s": 0.5,
         "max_connections": 10, "max_connections_per_ip": 2, "limit_loopback": true,
         "ws_max_message_bytes": 125, "ws_read_buffer_bytes": 1024,
         "ws_handshake_timeout_s": 1, "ws_ping_interval_s": 2, "ws_idle_timeout_s": 3,
         "http_max_header_bytes": 1024, "http_max_body_bytes": 0,
         "http_header_timeout_s": 4, "http_body_timeout_s": 5, "tcp_keepalive_s": 6,
-        "shutdown_grace_s": 0.25, "motd": "hi", "history_scan_bytes": 1000,
+        "shutdown_grace_s": 0.25, "motd": "hi", "history_size": 50,
+        "history_channels": 7, "history_on_join": 0, "history_scan_bytes": 1000,
         "operators": [{"name": "alice", "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$gpPaiqn4dCcdGZKbF9W5Lg$dFg9J7W8xhFUjFPDtHo5b1cUaaFRiqLZF8maLHrIIuI"}],
         "state_file": "x.state.json", "trusted_proxies": ["10.0.0.0/8", "::1"]
     }"#;
@@ -126,6 +134,9 @@ fn every_key_parses() {
         output_hard_limit_bytes: 2048,
         output_soft_limit_bytes: 1024,
         output_soft_limit_s: 1.5,
+        backlog_high_bytes: 4096,
+        presence_notice_max_members: 7,
+        presence_notice_interval_s: 0.5,
         lines_burst: 1,
         lines_per_s: 0.5,
         max_connections: Some(10),
@@ -143,6 +154,9 @@ fn every_key_parses() {
         tcp_keepalive_s: 6.0,
         shutdown_grace_s: 0.25,
         motd: Some("hi".into()),
+        history_size: 50,
+        history_channels: 7,
+        history_on_join: 0,
         history_scan_bytes: 1000,
         operators: vec![crate::config_moderation::OperatorEntry {
             name: "alice".into(),
@@ -188,6 +202,7 @@ fn unknown_key_rejected_naming_it() {
         e.contains("(known keys: ip, telnet_port, rest_port,"),
         "{e}"
     );
+    assert!(e.contains("shutdown_grace_s, motd, history_size,"), "{e}");
     assert!(e.contains("history_scan_bytes, operators"), "{e}");
     assert!(e.contains("trusted_proxies)"), "{e}");
     assert!(!e.contains('\n'));
@@ -305,6 +320,7 @@ fn rejects_bad_seconds() {
         "http_body_timeout_s",
         "tcp_keepalive_s",
         "shutdown_grace_s",
+        "presence_notice_interval_s",
     ];
     for key in keys {
         for bad in ["0", "-1", "1000000.5", "1e300"] {
@@ -334,6 +350,17 @@ fn motd_is_checked() {
 }
 
 #[test]
+fn rejects_bad_history_settings() {
+    invalid("history_size", |c| c.history_size = 0);
+    invalid("history_size", |c| c.history_size = 100_001);
+    invalid("history_channels", |c| c.history_channels = 0);
+    invalid("history_scan_bytes", |c| {
+        c.history_scan_bytes = (1 << 30) + 1
+    });
+    assert!(Config::from_json_str(r#"{"history_on_join": 0, "history_scan_bytes": 0}"#).is_ok());
+}
+
+#[test]
 fn rejects_bad_output_limits() {
     invalid("output_soft_limit_bytes", |c| {
         c.output_soft_limit_bytes = 1023
@@ -346,6 +373,7 @@ fn rejects_bad_output_limits() {
         c.output_soft_limit_bytes = c.output_hard_limit_bytes + 1
     });
     assert!(e.contains("\"output_hard_limit_bytes\""), "{e}");
+    invalid("backlog_high_bytes", |c| c.backlog_high_bytes = 1023);
     let ok = Config {
         output_soft_limit_bytes: 1024,
         output_hard_limit_bytes: 1024,

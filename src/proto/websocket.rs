@@ -265,6 +265,23 @@ pub fn encode_text(text: &str, out: &mut Vec<u8>) {
     encode(OpCode::Data(Data::Text), text.as_bytes(), out);
 }
 
+/// Appends one text frame holding `utf8`, which must be UTF-8 (e.g. serialized JSON).
+pub fn encode_text_bytes(utf8: &[u8], out: &mut Vec<u8>) {
+    encode(OpCode::Data(Data::Text), utf8, out);
+}
+
+/// The subprotocol of JSON mode (SPEC §13).
+pub const JSON_PROTOCOL: &str = "chat.v1.json";
+
+/// True when the upgrade request offers [`JSON_PROTOCOL`] in `Sec-WebSocket-Protocol`.
+pub fn wants_json(req: &Request) -> bool {
+    req.headers
+        .iter()
+        .filter(|(name, _)| name == "sec-websocket-protocol")
+        .flat_map(|(_, value)| value.split(','))
+        .any(|p| p.trim() == JSON_PROTOCOL)
+}
+
 /// Appends a close frame with a code and a short reason (cut to fit 125 bytes).
 pub fn encode_close(code: u16, reason: &str, out: &mut Vec<u8>) {
     let mut payload = code.to_be_bytes().to_vec();
@@ -340,13 +357,18 @@ pub fn handshake(req: &Request, allowed_origins: &[String]) -> Result<Response, 
             .closing());
         }
     }
-    Ok(Response::new(101)
+    let resp = Response::new(101)
         .header("Upgrade", "websocket")
         .header("Connection", "Upgrade")
         .header(
             "Sec-WebSocket-Accept",
             tungstenite::handshake::derive_accept_key(key.as_bytes()),
-        ))
+        );
+    Ok(if wants_json(req) {
+        resp.header("Sec-WebSocket-Protocol", JSON_PROTOCOL)
+    } else {
+        resp
+    })
 }
 
 /// Same host as the page (the request's `Host`), or listed in `allowed`.

@@ -107,6 +107,20 @@ pub fn render(s: &Snapshot) -> String {
     );
     single(
         &mut out,
+        "chat_output_backlog_bytes",
+        "gauge",
+        "Output queued on connections that keep up with what they are sent (the server's own backlog).",
+        s.output_backlog_bytes,
+    );
+    single(
+        &mut out,
+        "chat_input_pauses_total",
+        "counter",
+        "Times chat input paused because the server's backlog passed backlog_high_bytes.",
+        s.input_pauses,
+    );
+    single(
+        &mut out,
         "chat_log_write_errors_total",
         "counter",
         "Failed chat-log writes since start-up.",
@@ -199,6 +213,8 @@ mod tests {
             refused: 7,
             accepted: 11,
             accept_errors: 6,
+            output_backlog_bytes: 12,
+            input_pauses: 13,
             log_write_errors: 2,
             log_failing: true,
             queries: 9,
@@ -224,6 +240,8 @@ mod tests {
             ("chat_refused_connections_total", 7),
             ("chat_accepted_connections_total", 11),
             ("chat_accept_errors_total", 6),
+            ("chat_output_backlog_bytes", 12),
+            ("chat_input_pauses_total", 13),
             ("chat_log_write_errors_total", 2),
             ("chat_log_failing", 1),
             ("chat_log_queries_total", 9),

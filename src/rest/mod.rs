@@ -9,6 +9,7 @@
 //! | `GET /status` | – | envelope + `Data` (health, uptime, users, channels, connections, version) |
 //! | `POST /v1/api/message` | bearer | announcement to every user or one channel; `recipients` |
 //! | `GET /v1/api/message` | bearer | log search ([`QueryJob`]); `occurrences`, `records`, `next_cursor` |
+//! | `GET /v1/api/channels/{name}/history` | bearer | a channel's remembered messages as records |
 //! | `GET /v1/api/users`, `/v1/api/channels`; `POST /v1/api/kick`; `GET/POST/DELETE /v1/api/bans`; `POST/DELETE /v1/api/mute` | bearer | moderation ([`ModerationApi`]) |
 //! | `GET /healthz` | – | `200 ok` (text/plain) |
 //! | `GET /metrics` | – | Prometheus text exposition 0.0.4 |
@@ -28,6 +29,7 @@
 mod auth;
 mod docs;
 mod envelope;
+mod history;
 mod metrics_text;
 mod moderation;
 mod query;
@@ -35,7 +37,7 @@ mod routes;
 #[cfg(test)]
 mod test_support;
 
-use crate::chat::AnnounceError;
+use crate::chat::{AnnounceError, Ring};
 use crate::proto::http::Response;
 
 pub use self::auth::constant_time_eq;
@@ -53,10 +55,17 @@ pub trait ServerView {
         -> Result<Vec<String>, AnnounceError>;
     /// A snapshot of the numbers for `/status` and `/metrics`.
     fn snapshot(&self) -> Snapshot;
+    /// The history ring of a channel (`#name`, any case), if it has one.
+    fn history(&self, channel: &str) -> Option<&Ring>;
     /// Wall clock, ms since the Unix epoch, for the envelope's `metadata.generated`.
     /// The default takes it from [`ServerView::snapshot`]; override it with something cheaper.
     fn now_unix_ms(&self) -> i64 {
         self.snapshot().now_unix_ms
+    }
+    /// True while the server is behind on delivering messages and has paused chat input: an
+    /// announcement then gets `503` with `Retry-After: 1` instead of adding to the backlog.
+    fn overloaded(&self) -> bool {
+        false
     }
     /// The moderation endpoints' access to the server; `None` answers them with `503`.
     fn moderation(&mut self) -> Option<&mut dyn ModerationApi> {
@@ -100,6 +109,11 @@ pub struct Snapshot {
     pub accepted: u64,
     /// Failed `accept` calls (out of file descriptors and the like) since start-up.
     pub accept_errors: u64,
+    /// Output bytes queued on connections that keep up with what they are sent: the server's
+    /// own backlog.
+    pub output_backlog_bytes: u64,
+    /// Times chat input was paused because that backlog passed its high watermark.
+    pub input_pauses: u64,
     /// Failed chat-log writes since start-up.
     pub log_write_errors: u64,
     /// True while the chat log cannot be written (status "degraded").

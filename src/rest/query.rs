@@ -143,7 +143,7 @@ fn without(s: &str, sigil: char) -> &str {
 
 /// Decodes one `application/x-www-form-urlencoded` component: `+` is a space, `%XX` a byte;
 /// the result must be UTF-8.
-fn decode_component(raw: &str) -> Option<String> {
+pub(super) fn decode_component(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

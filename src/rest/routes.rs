@@ -3,6 +3,7 @@
 use super::auth;
 use super::docs::{self, Asset};
 use super::envelope::{api_headers, ApiError, Ctx, Severity};
+use super::history;
 use super::metrics_text;
 use super::query::QueryJob;
 use super::{Outcome, RestConfig, ServerView};
@@ -23,6 +24,7 @@ enum Endpoint {
     Healthz,
     Metrics,
     Message,
+    History,
     OpenApi,
     DocsSlash,
     Docs(&'static Asset),
@@ -37,6 +39,7 @@ impl Endpoint {
             MESSAGE_PATH => Endpoint::Message,
             "/openapi.json" | "/docs.json" => Endpoint::OpenApi,
             "/docs/" => Endpoint::DocsSlash,
+            other if history::channel_in_path(other).is_some() => Endpoint::History,
             other => Endpoint::Docs(docs::find(other)?),
         })
     }
@@ -58,6 +61,7 @@ pub(crate) fn served_paths() -> Vec<&'static str> {
         "/healthz",
         "/metrics",
         MESSAGE_PATH,
+        "/v1/api/channels/general/history",
         "/openapi.json",
         "/docs.json",
         "/docs/",
@@ -103,6 +107,13 @@ pub fn route(
                 ),
             )
             .header("Allow", endpoint.allow())
+        }
+        Endpoint::History => {
+            let ctx = Ctx::new(req, view.now_unix_ms());
+            match auth::check(req, &cfg.admin_token) {
+                Ok(()) => history::respond(req, view, &ctx),
+                Err(failure) => auth::unauthorized(&ctx, failure),
+            }
         }
         Endpoint::Message => {
             let now = view.now_unix_ms();
@@ -205,6 +216,19 @@ fn announce(req: &Request, view: &mut dyn ServerView, cfg: &RestConfig) -> Respo
         Ok(parsed) => parsed,
         Err(error) => return ctx.error(400, error),
     };
+    if view.overloaded() {
+        return ctx
+            .error(
+                503,
+                ApiError::new(
+                    Severity::Crit,
+                    "server-busy",
+                    "The server is behind on delivering messages; the announcement was not \
+                     sent, try again in a second",
+                ),
+            )
+            .header("Retry-After", "1");
+    }
     match view.announce(&text, channel.as_deref()) {
         Ok(recipients) => ctx.respond(200, &[], vec![("recipients", json!(recipients))]),
         Err(AnnounceError::NoUsers) => {

@@ -10,12 +10,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const T0: i64 = 1_795_739_080_123;
 
 /// A server with a fixed set of users and channels; records announcements.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FakeView {
     /// Users: (nick, channel).
     pub users: Vec<(String, Option<String>)>,
     pub log_failing: bool,
+    /// The server is behind: announcements get 503.
+    pub overloaded: bool,
     pub announced: Vec<(String, Option<String>)>,
+    /// Channel history, as the core keeps it.
+    pub history: crate::chat::History,
+}
+
+impl Default for FakeView {
+    fn default() -> FakeView {
+        FakeView {
+            users: Vec::new(),
+            log_failing: false,
+            overloaded: false,
+            announced: Vec::new(),
+            history: crate::chat::History::new(200, 10),
+        }
+    }
 }
 
 impl FakeView {
@@ -70,6 +86,14 @@ impl ServerView for FakeView {
         Ok(recipients)
     }
 
+    fn overloaded(&self) -> bool {
+        self.overloaded
+    }
+
+    fn history(&self, channel: &str) -> Option<&crate::chat::Ring> {
+        self.history.ring(channel)
+    }
+
     fn snapshot(&self) -> Snapshot {
         let mut channels: Vec<String> = self.users.iter().filter_map(|(_, c)| c.clone()).collect();
         channels.sort();
@@ -91,6 +115,8 @@ impl ServerView for FakeView {
             refused: 0,
             accepted: 4,
             accept_errors: 0,
+            output_backlog_bytes: 0,
+            input_pauses: 0,
             log_write_errors: u64::from(self.log_failing),
             log_failing: self.log_failing,
             queries: 3,

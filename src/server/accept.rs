@@ -179,7 +179,7 @@ impl Server {
             dirty: false,
             read_pending: false,
             seen_line: false,
-            over_soft_since: 0,
+            held: false,
             tokens: self.settings.lines_burst,
             refilled_ms: ms32(now.mono_ms),
             backlog: None,

@@ -2,7 +2,7 @@
 //! cleaning, HTTP on the telnet port) and the per-connection line rate limit, then the chat
 //! core; and the transports' control input (telnet replies, WebSocket pings and closes).
 
-use super::conn::{elapsed, ms32, Conn, Proto};
+use super::conn::Proto;
 use super::start::Server;
 use super::timers::TimerKind;
 use crate::chat::{BadInput, ClientId, CloseReason};
@@ -16,6 +16,7 @@ impl Server {
     /// Handles one decoded input of a chat connection. The connection is looked up once.
     pub(super) fn chat_input(&mut self, id: ClientId, input: Input<'_>) {
         let now = self.now();
+        let paused = self.input_paused();
         let Some(conn) = self.io.conn_mut(id) else {
             return;
         };
@@ -68,11 +69,13 @@ impl Server {
         if line.is_empty() {
             return;
         }
-        // The line rate limit: over it, the line waits in the connection's backlog and the
-        // socket is not read until the backlog drains (nothing is dropped).
-        let (burst, per_ms) = (self.settings.lines_burst, self.settings.lines_per_ms);
-        refill(conn, now.mono_ms, burst, per_ms);
-        if conn.backlog.is_none() && conn.tokens >= 1.0 {
+        // Over the line rate limit, or while input is paused (a command from a sender with
+        // nothing waiting still goes through), the line waits in the connection's backlog
+        // and the socket is not read until the backlog drains: nothing is dropped, nothing
+        // reordered.
+        self.settings.refill(conn, now.mono_ms);
+        let hold = paused && (conn.backlog.is_some() || !line.starts_with('/'));
+        if conn.backlog.is_none() && conn.tokens >= 1.0 && !hold {
             conn.tokens -= 1.0;
             self.io.metrics.messages_in += 1;
             self.core.handle_line(now, id, &line, &mut self.io);
@@ -82,30 +85,35 @@ impl Server {
         conn.backlog
             .get_or_insert_with(Default::default)
             .push_back(line.into());
-        if newly {
-            let at_ms = now.mono_ms + wait_ms(conn.tokens, per_ms);
+        if hold {
+            self.hold(id);
+        } else if newly {
+            let at_ms = now.mono_ms + self.settings.token_wait_ms(conn.tokens);
             self.io.timers.arm(id, at_ms, TimerKind::RateResume);
         }
     }
 
     /// A rate-limited connection earned tokens: hand its waiting lines to the core, and
-    /// resume reading once they are all handled.
+    /// resume reading once they are all handled. While input is paused (or when it pauses on
+    /// the way), the rest waits for its turns after the pause.
     pub(super) fn resume_rate_limited(&mut self, id: ClientId) {
         let now = self.now();
-        let (burst, per_ms) = (self.settings.lines_burst, self.settings.lines_per_ms);
         loop {
+            if self.input_paused() {
+                return self.hold(id);
+            }
             let Some(conn) = self.io.conn_mut(id) else {
                 return;
             };
-            if !conn.is_open() {
+            if !conn.is_open() || conn.held {
                 return;
             }
-            refill(conn, now.mono_ms, burst, per_ms);
+            self.settings.refill(conn, now.mono_ms);
             let Some(backlog) = conn.backlog.as_mut() else {
                 return;
             };
             if conn.tokens < 1.0 {
-                let at_ms = now.mono_ms + wait_ms(conn.tokens, per_ms);
+                let at_ms = now.mono_ms + self.settings.token_wait_ms(conn.tokens);
                 self.io.timers.arm(id, at_ms, TimerKind::RateResume);
                 return;
             }
@@ -120,16 +128,4 @@ impl Server {
             self.core.handle_line(now, id, &line, &mut self.io);
         }
     }
-}
-
-/// Adds the tokens earned since the last refill, up to the burst.
-fn refill(conn: &mut Conn, now_ms: u64, burst: f32, per_ms: f32) {
-    let elapsed = elapsed(now_ms, conn.refilled_ms) as f32;
-    conn.tokens = (conn.tokens + elapsed * per_ms).min(burst);
-    conn.refilled_ms = ms32(now_ms);
-}
-
-/// Milliseconds until a connection with `tokens` has one whole token.
-fn wait_ms(tokens: f32, per_ms: f32) -> u64 {
-    (((1.0 - tokens).max(0.0) / per_ms).ceil() as u64).max(1)
 }

@@ -1,7 +1,7 @@
 //! A connection in the slab: its socket, protocol state, output queue and flags.
 
-use super::buffer::OutQueue;
 use super::io::ListenKind;
+use super::output::Output;
 use crate::chat::{ClientId, CloseReason};
 use crate::proto::http::HttpDecoder;
 use crate::proto::telnet::TelnetDecoder;
@@ -39,6 +39,8 @@ pub struct WsConn {
     pub last_seen_ms: u32,
     /// A ping was sent and not yet answered.
     pub ping_sent: bool,
+    /// JSON mode (subprotocol `chat.v1.json`): every message is a JSON object.
+    pub json: bool,
 }
 
 /// The protocol a connection speaks, and that protocol's input state.
@@ -95,8 +97,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Protocol state.
     pub proto: Proto,
-    /// Output not yet written.
-    pub out: OutQueue,
+    /// Output not yet written, and whether the socket pushes back.
+    pub out: Output,
     /// Life-cycle state.
     pub state: ConnState,
     /// In the loop's dirty list (output to write this pass).
@@ -105,8 +107,8 @@ pub struct Conn {
     pub read_pending: bool,
     /// The peer has sent at least one line (for the HTTP-on-telnet check).
     pub seen_line: bool,
-    /// Since when ([`ms32`]) the output queue has been above the soft limit (0: it is not).
-    pub over_soft_since: u32,
+    /// In the overload queue: its backlog waits for turns after a pause.
+    pub held: bool,
     /// Line tokens left (rate limit).
     pub tokens: f32,
     /// When tokens were last refilled ([`ms32`]).

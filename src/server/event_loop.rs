@@ -58,11 +58,13 @@ impl Server {
                 }
             }
             self.resume_pending_reads();
+            self.resume_held();
             self.fire_timers();
             self.step_queries();
             self.reap();
             self.flush();
             self.moderation_pass();
+            self.check_backlog();
             if self.shutdown_due() {
                 return self.finish_shutdown();
             }
@@ -74,6 +76,7 @@ impl Server {
             || !self.io.dirty.is_empty()
             || !self.io.reap.is_empty()
             || self.http.busy()
+            || self.overload.busy()
         {
             return Some(Duration::ZERO);
         }
@@ -211,7 +214,7 @@ impl Server {
             };
             match timer.kind {
                 TimerKind::SoftLimit => {
-                    let since = conn.over_soft_since;
+                    let since = conn.out.over_soft_since();
                     let over_for = elapsed(now.mono_ms, since);
                     if since != 0 && over_for >= soft_ms {
                         self.io.kill(id, CloseReason::OutputOverflow);
@@ -258,16 +261,19 @@ impl Server {
                 continue;
             }
             let id = conn.id;
-            match conn.out.write_to(&mut conn.stream, WRITE_BUDGET) {
+            let written =
+                (conn.out).write_to(&mut conn.stream, WRITE_BUDGET, soft, &mut self.io.backlog);
+            match written {
                 Ok(written) => {
                     self.io.metrics.bytes_out += written.bytes as u64;
-                    if conn.out.len() <= soft {
-                        conn.over_soft_since = 0;
-                        if requests_waiting(&conn.proto) && conn.is_open() && !conn.read_pending {
-                            // Requests may have waited for this output to drain.
-                            conn.read_pending = true;
-                            self.io.pending_reads.push(key);
-                        }
+                    if conn.out.len() <= soft
+                        && requests_waiting(&conn.proto)
+                        && conn.is_open()
+                        && !conn.read_pending
+                    {
+                        // Requests may have waited for this output to drain.
+                        conn.read_pending = true;
+                        self.io.pending_reads.push(key);
                     }
                     if conn.out.is_empty() {
                         if let ConnState::Closing(reason) = conn.state {
@@ -319,6 +325,7 @@ impl Server {
                     continue;
                 };
                 let _ = self.poll.registry().deregister(&mut conn.stream);
+                conn.out.clear(&mut self.io.backlog);
                 self.per_ip.remove(conn.peer.ip());
                 *self.io.metrics.open_mut(conn.proto.name()) -= 1;
                 self.io.metrics.count_close(reason);

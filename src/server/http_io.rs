@@ -147,7 +147,8 @@ impl Server {
                 let early = http.decoder.take_rest();
                 let bytes = resp.encode(false, true);
                 self.io.enqueue_with(id, |b| b.extend_from_slice(&bytes));
-                self.upgrade_to_ws(id, early);
+                let json = crate::proto::websocket::wants_json(&req);
+                self.upgrade_to_ws(id, early, json);
             }
         }
     }
@@ -161,6 +162,8 @@ impl Server {
         let mut view = View {
             core: &mut self.core,
             io: &mut self.io,
+            overloaded: self.overload.paused(),
+            input_pauses: self.overload.pauses,
         };
         let outcome = rest::route(
             &req,
@@ -259,6 +262,8 @@ fn error_page(status: u16, why: &str) -> Response {
 pub(super) struct View<'a> {
     pub(super) core: &'a mut ChatCore,
     pub(super) io: &'a mut Io,
+    overloaded: bool,
+    input_pauses: u64,
 }
 
 impl ServerView for View<'_> {
@@ -273,6 +278,14 @@ impl ServerView for View<'_> {
 
     fn now_unix_ms(&self) -> i64 {
         self.io.now.unix_ms
+    }
+
+    fn overloaded(&self) -> bool {
+        self.overloaded
+    }
+
+    fn history(&self, channel: &str) -> Option<&crate::chat::Ring> {
+        self.core.history_of(channel)
     }
 
     fn moderation(&mut self) -> Option<&mut dyn rest::ModerationApi> {
@@ -304,6 +317,8 @@ impl ServerView for View<'_> {
             refused: m.refused,
             accepted: m.accepted,
             accept_errors: m.accept_errors,
+            output_backlog_bytes: self.io.backlog as u64,
+            input_pauses: self.input_pauses,
             log_write_errors: health.write_errors,
             log_failing: health.failing,
             queries: m.queries,

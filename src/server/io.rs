@@ -2,11 +2,12 @@
 //! with their limits, the dirty/reap lists and the chat log.
 
 use super::buffer::Chunk;
-use super::conn::{Conn, ConnState, HttpConn, Proto};
+use super::conn::{ms32, Conn, ConnState, HttpConn, Proto};
 use super::fanout::{Encoded, Wire};
 use super::metrics::Metrics;
+use super::output::{Caps, Pushed};
 use super::timers::{TimerKind, Timers};
-use crate::chat::{ClientId, CloseReason, LogFailed, Now, Outbox};
+use crate::chat::{ClientId, CloseReason, Event, LogFailed, Now, Outbox};
 use crate::log_store::LogStore;
 use crate::proto::websocket;
 use crate::record::Record;
@@ -89,6 +90,8 @@ pub struct Io {
     pub limits: OutputLimits,
     /// The time of this loop pass.
     pub now: Now,
+    /// Bytes queued that no reader's push-back accounts for: the server's own backlog.
+    pub backlog: usize,
     encode_buf: Vec<u8>,
 }
 
@@ -105,16 +108,14 @@ impl Io {
             metrics: Metrics::default(),
             limits,
             now,
+            backlog: 0,
             encode_buf: Vec::new(),
         }
     }
 
     /// The connection with this id, if it is still the same connection.
     pub fn conn_mut(&mut self, id: ClientId) -> Option<&mut Conn> {
-        match self.slab.get_mut(id.key as usize) {
-            Some(Entry::Conn(c)) if c.id.gen == id.gen => Some(c),
-            _ => None,
-        }
+        conn_in(&mut self.slab, id)
     }
 
     /// An open HTTP connection's state, and the bytes of output it has queued.
@@ -134,13 +135,13 @@ impl Io {
     /// known size (an embedded file is shared, not copied), and an HTTP connection takes its
     /// next request only once its output has drained (see the HTTP dispatch).
     pub fn enqueue_response(&mut self, id: ClientId, chunk: Chunk) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = conn_in(&mut self.slab, id) else {
             return;
         };
         if conn.is_dead() {
             return;
         }
-        conn.out.push(chunk);
+        conn.out.push(chunk, &mut self.backlog);
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(id.key as usize);
@@ -158,6 +159,7 @@ impl Io {
         self.queue(id, true, |proto, buf| {
             let wire = match proto {
                 Proto::Telnet(_) => Wire::Telnet,
+                Proto::WebSocket(ws) if ws.json => Wire::Json,
                 Proto::WebSocket(_) => Wire::WebSocket,
                 Proto::Http(_) => return None,
             };
@@ -166,9 +168,10 @@ impl Io {
     }
 
     /// Queues the chunk that `chunk_for` makes for the connection (given its protocol and
-    /// the scratch buffer; `None` queues nothing), under the output caps: above the hard cap
-    /// the connection is killed (reaped at the end of the pass); above the soft cap a timer
-    /// starts that kills it if it stays there. `count` counts it in `messages_out`.
+    /// the scratch buffer; `None` queues nothing), under the output caps, which judge only
+    /// what is queued while the socket pushes back (see `output.rs`): above the hard cap the
+    /// connection is killed (reaped at the end of the pass); above the soft cap a timer starts
+    /// that kills it if it stays there. `count` counts it in `messages_out`.
     fn queue(
         &mut self,
         id: ClientId,
@@ -191,17 +194,25 @@ impl Io {
             return;
         }
         let (now_ms, limits) = (self.now.mono_ms, &self.limits);
-        if conn.out.len() + chunk.len() > limits.hard {
-            conn.state = ConnState::Dead(CloseReason::OutputOverflow);
-            conn.out.clear();
-            self.reap.push(id.key as usize);
-            return;
-        }
-        conn.out.push(chunk);
-        if conn.out.len() > limits.soft && conn.over_soft_since == 0 {
-            conn.over_soft_since = super::conn::ms32(now_ms).max(1);
-            self.timers
-                .arm(id, now_ms + limits.soft_ms, TimerKind::SoftLimit);
+        let caps = Caps {
+            hard: limits.hard,
+            soft: limits.soft,
+        };
+        match conn
+            .out
+            .push_capped(chunk, &caps, ms32(now_ms), &mut self.backlog)
+        {
+            Pushed::Queued => {}
+            Pushed::OverSoft => {
+                let at_ms = now_ms + limits.soft_ms;
+                self.timers.arm(id, at_ms, TimerKind::SoftLimit);
+            }
+            Pushed::OverHard => {
+                conn.state = ConnState::Dead(CloseReason::OutputOverflow);
+                conn.out.clear(&mut self.backlog);
+                self.reap.push(id.key as usize);
+                return;
+            }
         }
         if !conn.dirty {
             conn.dirty = true;
@@ -212,10 +223,10 @@ impl Io {
     /// Marks a connection dead: no more I/O, reaped at the end of the pass. Its queued
     /// output is dropped.
     pub fn kill(&mut self, id: ClientId, reason: CloseReason) {
-        if let Some(conn) = self.conn_mut(id) {
+        if let Some(conn) = conn_in(&mut self.slab, id) {
             if !conn.is_dead() {
                 conn.state = ConnState::Dead(reason);
-                conn.out.clear();
+                conn.out.clear(&mut self.backlog);
                 self.reap.push(id.key as usize);
             }
         }
@@ -264,6 +275,14 @@ impl Io {
     }
 }
 
+/// The connection with this id in `slab`, if it is still the same connection.
+fn conn_in(slab: &mut Slab<Entry>, id: ClientId) -> Option<&mut Conn> {
+    match slab.get_mut(id.key as usize) {
+        Some(Entry::Conn(c)) if c.id.gen == id.gen => Some(c),
+        _ => None,
+    }
+}
+
 /// The WebSocket close code and reason for a server-side close.
 pub fn ws_close_code(reason: CloseReason) -> (u16, &'static str) {
     match reason {
@@ -279,11 +298,8 @@ pub fn ws_close_code(reason: CloseReason) -> (u16, &'static str) {
 }
 
 impl Outbox for Io {
-    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
-        match self.log.append(now.unix_ms, record) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(LogFailed),
-        }
+    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
+        self.log.append(now.unix_ms, record).map_err(|_| LogFailed)
     }
 
     fn send(&mut self, to: ClientId, text: &str) {
@@ -292,6 +308,13 @@ impl Outbox for Io {
 
     fn send_many(&mut self, to: &[ClientId], text: &str) {
         let mut msg = Encoded::new(text);
+        for &id in to {
+            self.enqueue_encoded(id, &mut msg);
+        }
+    }
+
+    fn publish(&mut self, to: &[ClientId], event: &Event<'_>) {
+        let mut msg = Encoded::event(*event);
         for &id in to {
             self.enqueue_encoded(id, &mut msg);
         }

@@ -1,8 +1,10 @@
 //! The settings the loop reads, derived once from the config.
 
+use super::conn::{elapsed, ms32, Conn};
 use super::io::OutputLimits;
 use super::limits::fd_limit;
 use super::moderation_io::ModerationShell;
+use crate::chat::PresenceConfig;
 use crate::config::{duration, Config};
 use crate::proto::http::HttpLimits;
 use crate::proto::telnet::TelnetLimits;
@@ -30,6 +32,8 @@ pub(super) struct Settings {
     pub keepalive: Duration,
     pub shutdown_grace_ms: u64,
     pub output: OutputLimits,
+    pub backlog_high: usize,
+    pub presence: PresenceConfig,
     pub nick_timeout_ms: u64,
     pub http: HttpLimits,
     pub http_header_ms: u64,
@@ -72,6 +76,11 @@ impl From<&Config> for Settings {
                 soft_ms: ms(config.output_soft_limit_s),
                 close_flush_ms: CLOSE_FLUSH_MS,
             },
+            backlog_high: config.backlog_high_bytes,
+            presence: PresenceConfig {
+                max_members: config.presence_notice_max_members,
+                interval_ms: ms(config.presence_notice_interval_s),
+            },
             nick_timeout_ms: ms(config.nick_timeout_s),
             http: HttpLimits {
                 max_header: config.http_max_header_bytes,
@@ -95,5 +104,19 @@ impl From<&Config> for Settings {
                 ..ModerationShell::default()
             },
         }
+    }
+}
+
+impl Settings {
+    /// Adds the line tokens a connection earned since its last refill, up to the burst.
+    pub fn refill(&self, conn: &mut Conn, now_ms: u64) {
+        let elapsed = elapsed(now_ms, conn.refilled_ms) as f32;
+        conn.tokens = (conn.tokens + elapsed * self.lines_per_ms).min(self.lines_burst);
+        conn.refilled_ms = ms32(now_ms);
+    }
+
+    /// Milliseconds until a connection with `tokens` has one whole token.
+    pub fn token_wait_ms(&self, tokens: f32) -> u64 {
+        (((1.0 - tokens).max(0.0) / self.lines_per_ms).ceil() as u64).max(1)
     }
 }

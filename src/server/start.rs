@@ -5,6 +5,7 @@ use super::clock::Clock;
 use super::http_io::HttpShared;
 use super::io::{Entry, Io, ListenKind, Listener};
 use super::limits::PerIp;
+use super::overload::Overload;
 use super::settings::Settings;
 use super::shutdown::SIGNAL_TOKEN;
 use crate::chat::{ChatCore, CoreConfig, Now};
@@ -49,23 +50,11 @@ pub struct Server {
     pub(super) accept_warned_ms: Option<u64>,
     /// Log queries in progress and the embedded files' shared chunks.
     pub(super) http: HttpShared,
+    /// Whether chat input is paused because the server is behind, and who waits.
+    pub(super) overload: Overload,
     /// Spare lists swapped with the dirty and pending-read lists each pass.
     pub(super) spare_dirty: Vec<usize>,
     pub(super) spare_pending: Vec<usize>,
-}
-
-/// Rebuilds what the core remembers (topics) from the last `scan_bytes` of the chat log. A
-/// log that cannot be read is warned about; the server starts without that memory.
-fn restore_from_log(core: &mut ChatCore, log_path: &std::path::Path, scan_bytes: u64) {
-    match crate::log_tail::scan_tail(log_path, scan_bytes, |line| core.restore(line)) {
-        Ok(scan) if scan.skipped > 0 => log::warn!(
-            "chat log: {} records read back at start-up, {} unreadable lines passed over",
-            scan.records,
-            scan.skipped
-        ),
-        Ok(_) => {}
-        Err(e) => log::warn!("chat log: cannot read it back at start-up: {e}"),
-    }
 }
 
 impl Server {
@@ -99,10 +88,14 @@ impl Server {
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
         let mut core = ChatCore::new(CoreConfig {
             nick_timeout_ms: settings.nick_timeout_ms,
+            history_size: config.history_size,
+            history_channels: config.history_channels,
+            history_on_join: config.history_on_join,
         });
         core.set_motd(config.motd.as_deref());
+        super::restore::rebuild(&mut core, &settings.log_path, config.history_scan_bytes);
+        core.set_presence(settings.presence);
         core.set_operators(crate::config_moderation::operators(config));
-        restore_from_log(&mut core, &settings.log_path, config.history_scan_bytes);
         Ok(Server {
             poll,
             core,
@@ -118,6 +111,7 @@ impl Server {
             shutdown_at: None,
             accept_warned_ms: None,
             http: HttpShared::default(),
+            overload: Overload::default(),
             spare_dirty: Vec::new(),
             spare_pending: Vec::new(),
         })

@@ -10,7 +10,7 @@ use crate::proto::websocket::{self, WsDecoder};
 impl Server {
     /// Switches an HTTP connection on the WebSocket port to WebSocket after a `101`, and
     /// feeds it the bytes that came in behind the upgrade request.
-    pub(super) fn upgrade_to_ws(&mut self, id: ClientId, early: Vec<u8>) {
+    pub(super) fn upgrade_to_ws(&mut self, id: ClientId, early: Vec<u8>, json: bool) {
         let now = self.now().mono_ms;
         let Some(conn) = self.io.conn_mut(id) else {
             return;
@@ -19,6 +19,7 @@ impl Server {
             decoder: WsDecoder::new(),
             last_seen_ms: ms32(now),
             ping_sent: false,
+            json,
         });
         self.io.metrics.http_open -= 1;
         self.io.metrics.websocket_open += 1;

@@ -368,16 +368,26 @@ impl Server {
         t
     }
 
-    /// A user that joined `channel` (the `There are N` and `just joined` lines consumed).
+    /// A user that joined `channel` (the `There are N` and `just joined` lines consumed, and
+    /// the replay of the channel's recent messages between them, if any).
     pub fn user_in(&self, nick: &str, channel: &str) -> Telnet {
         let mut t = self.user(nick);
         t.send_line(&format!("/join {channel}"));
         t.expect_match("the others-count line", |l| {
             l.starts_with("There are ") && l.ends_with(" other users in this channel.")
         });
-        t.expect_match("the joined notice", |l| {
-            is_event(l, nick, &format!("just joined channel {channel}"))
-        });
+        let line = t.next_line();
+        let line = if line.starts_with("Recent messages in ") {
+            t.wait_for("the end of the replay", |l| l == "End of recent messages.");
+            t.next_line()
+        } else {
+            line
+        };
+        assert!(
+            is_event(&line, nick, &format!("just joined channel {channel}")),
+            "expected the joined notice, got {line:?}; {}",
+            t.context()
+        );
         t
     }
 

@@ -270,9 +270,18 @@ impl Ws {
         ws.expect_message("the others-count line", |t| {
             t.starts_with("There are ") && t.ends_with(" other users in this channel.")
         });
-        ws.expect_message("the joined notice", |t| {
-            is_event(t, nick, &format!("just joined channel {channel}"))
-        });
+        // The replay of the channel's recent messages, if any, is one message.
+        let next = ws.next_message();
+        let next = if next.starts_with("Recent messages in ") {
+            ws.next_message()
+        } else {
+            next
+        };
+        assert!(
+            is_event(&next, nick, &format!("just joined channel {channel}")),
+            "expected the joined notice, got {next:?}; {}",
+            ws.context()
+        );
         ws
     }
 

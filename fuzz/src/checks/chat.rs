@@ -239,7 +239,7 @@ pub(crate) fn valid_channel(name: &str) -> bool {
 }
 
 impl Outbox for Recorder {
-    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+    fn log(&mut self, now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
         // JSON escaping: one line, and it reads back as the same record.
         let json = serde_json::to_string(record).expect("record serializes");
         assert!(!json.contains('\n'), "log: record spans lines: {json}");
@@ -262,7 +262,7 @@ impl Outbox for Recorder {
             Err(LogFailed)
         } else {
             self.logged.extend(renderings);
-            Ok(())
+            Ok(0)
         }
     }
 
@@ -301,7 +301,7 @@ pub fn now_at(ms: u64) -> Now {
 }
 
 /// Every command word.
-const COMMAND_WORDS: [&str; 15] = [
+const COMMAND_WORDS: [&str; 16] = [
     "/help",
     "/list",
     "/quit",
@@ -317,6 +317,7 @@ const COMMAND_WORDS: [&str; 15] = [
     "/channels",
     "/unignore",
     "/motd",
+    "/history",
 ];
 
 /// Checks [`parse_command`] on any string: `None` exactly for lines not starting with `/`;
@@ -339,6 +340,19 @@ pub fn check_parse_command(line: &str) {
             assert!(valid_channel(name), "command: /join with {name:?}");
             assert_eq!(second, Some(name));
             assert_eq!(words.next(), None);
+        }
+        Ok(Command::JoinSince(name, seq)) => {
+            assert_eq!(word, "/join");
+            assert!(valid_channel(name), "command: /join with {name:?}");
+            assert_eq!(second, Some(name));
+            assert_eq!(words.next(), Some("since"));
+            assert_eq!(words.next().and_then(|n| n.parse().ok()), Some(seq));
+            assert_eq!(words.next(), None);
+        }
+        Ok(Command::History(n)) => {
+            assert_eq!(word, "/history");
+            assert_eq!(n.is_some(), second.is_some());
+            assert_ne!(n, Some(0));
         }
         Ok(Command::Msg { to, text }) => {
             assert_eq!(word, "/msg");
@@ -395,6 +409,11 @@ pub fn check_parse_command(line: &str) {
         Err(CommandError::InvalidChannel(_)) => assert_eq!(word, "/join"),
         Err(CommandError::MsgNeedsNick | CommandError::MsgNeedsText) => assert_eq!(word, "/msg"),
         Err(CommandError::IgnoreNeedsNick) => assert_eq!(word, "/ignore"),
+        Err(CommandError::JoinSinceNeedsSeq) => {
+            assert_eq!(word, "/join");
+            assert_eq!(words.next(), Some("since"));
+        }
+        Err(CommandError::HistoryNeedsNumber) => assert_eq!(word, "/history"),
     }
 }
 
@@ -424,6 +443,7 @@ pub const SCRIPT_PRELUDE: &[u8] = b"c0\nc1\nc2\n0>alice\n1>Bob\n0>/join #a\n1>/j
 pub fn run_script(script: &[u8]) {
     let mut core = ChatCore::new(CoreConfig {
         nick_timeout_ms: 60_000,
+        ..CoreConfig::default()
     });
     let mut rec = Recorder::new();
     let mut ids: BTreeMap<u32, ClientId> = BTreeMap::new();

@@ -34,6 +34,7 @@ impl Routes {
     pub fn new(log_path: &Path) -> Routes {
         let mut core = ChatCore::new(CoreConfig {
             nick_timeout_ms: 60_000,
+            ..CoreConfig::default()
         });
         let mut rec = Recorder::new();
         let now = now_at(0);
@@ -127,6 +128,10 @@ impl ServerView for View<'_> {
     ) -> Result<Vec<String>, AnnounceError> {
         assert!(text.len() <= 512, "rest: announcement over the limit");
         self.core.announce(self.now, text, channel, self.rec)
+    }
+
+    fn history(&self, channel: &str) -> Option<&chat_server::chat::Ring> {
+        self.core.history_of(channel)
     }
 
     fn snapshot(&self) -> Snapshot {

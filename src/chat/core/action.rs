@@ -1,6 +1,8 @@
 //! `/me action`: an action shown to the user's channel.
 
 use super::ChatCore;
+use crate::chat::event::{Event, EventKind, Said};
+use crate::chat::history::{Entry, EntryKind};
 use crate::chat::strings as s;
 use crate::chat::{ClientId, Now, Outbox};
 use crate::record::Record;
@@ -8,7 +10,7 @@ use std::borrow::Cow;
 
 impl ChatCore {
     /// `/me action`: logged like a chat message (refused when it cannot be), then shown to
-    /// every member of the user's channel, the user included.
+    /// every member of the user's channel, the user included, and kept in its history.
     pub(super) fn action(
         &mut self,
         now: Now,
@@ -29,14 +31,26 @@ impl ChatCore {
             channel: Cow::Borrowed(&channel.name),
             text: Cow::Borrowed(text),
         };
-        if out.log(now, &record).is_err() {
+        let Ok(seq) = out.log(now, &record) else {
             out.send(id, s::NOT_LOGGED);
             return;
-        }
+        };
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::action(&kitchen, nick, text);
         if let Some(channel) = self.channels.get(ch as usize) {
-            out.send_many(&channel.members, &msg);
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Action(Said {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &channel.name,
+                    nick,
+                    text,
+                }),
+            };
+            out.publish(&channel.members, &event);
+            let entry = Entry::new(EntryKind::Action, seq, now.unix_ms, nick, text);
+            self.history.push(&channel.name, entry);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! are kept by connection, so they follow the person, not the name.
 
 use super::ChatCore;
+use crate::chat::event::{Event, EventKind};
 use crate::chat::nick::Nick;
 use crate::chat::strings as s;
 use crate::chat::{ClientId, Now, Outbox};
@@ -47,18 +48,32 @@ impl ChatCore {
         };
         sess.nick = Some(new);
         let channel = sess.channel;
-        let _ = out.log(
-            now,
-            &Record::NickChange {
-                conn: u64::from(id.gen),
-                old: Cow::Borrowed(&old),
-                new: Cow::Borrowed(&new),
-            },
-        );
+        let seq = out
+            .log(
+                now,
+                &Record::NickChange {
+                    conn: u64::from(id.gen),
+                    old: Cow::Borrowed(&old),
+                    new: Cow::Borrowed(&new),
+                },
+            )
+            .unwrap_or(0);
+        let kind = EventKind::Nick {
+            seq,
+            ts_ms: now.unix_ms,
+            old: &old,
+            new: &new,
+        };
         let kitchen = self.kitchen(now).to_owned();
         match channel.and_then(|c| self.channels.get(c as usize)) {
-            Some(channel) => out.send_many(&channel.members, &s::renamed(&kitchen, &old, &new)),
-            None => out.send(id, &s::now_known_as(&new)),
+            Some(channel) => {
+                let line = s::renamed(&kitchen, &old, &new);
+                out.publish(&channel.members, &Event { line: &line, kind });
+            }
+            None => {
+                let line = s::now_known_as(&new);
+                out.publish(&[id], &Event { line: &line, kind });
+            }
         }
     }
 }

@@ -4,6 +4,8 @@
 
 use super::{log_command, lower, ChatCore};
 use crate::chat::command::is_valid_channel;
+use crate::chat::event::{Event, EventKind};
+use crate::chat::history::{Entry, EntryKind};
 use crate::chat::strings as s;
 use crate::chat::{ClientId, Now, Outbox};
 use crate::record::Record;
@@ -71,7 +73,8 @@ impl ChatCore {
         out.send(id, &text);
     }
 
-    /// `/topic text`: sets the topic of the user's channel and tells its members.
+    /// `/topic text`: sets the topic of the user's channel, tells its members and keeps the
+    /// change in the channel's history.
     pub(super) fn set_topic(
         &mut self,
         now: Now,
@@ -97,16 +100,28 @@ impl ChatCore {
             channel: Cow::Borrowed(&name),
             topic: Cow::Borrowed(topic),
         };
-        if out.log(now, &record).is_err() {
+        let Ok(seq) = out.log(now, &record) else {
             out.send(id, s::NOT_LOGGED);
             return;
-        }
+        };
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::topic_set(&kitchen, nick, &name, topic);
         if let Some(channel) = self.channels.get_mut(ch as usize) {
             channel.topic = Some(topic.into());
-            out.send_many(&channel.members, &msg);
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Topic {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &name,
+                    nick,
+                    topic,
+                },
+            };
+            out.publish(&channel.members, &event);
         }
+        let entry = Entry::new(EntryKind::Topic, seq, now.unix_ms, nick, topic);
+        self.history.push(&name, entry);
     }
 
     /// A topic read back from the log at start-up.

@@ -15,9 +15,9 @@ struct Rec {
 }
 
 impl Outbox for Rec {
-    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<(), LogFailed> {
+    fn log(&mut self, _now: Now, record: &Record<'_>) -> Result<u64, LogFailed> {
         self.logs.push(serde_json::to_string(record).unwrap());
-        Ok(())
+        Ok(self.logs.len() as u64)
     }
     fn send(&mut self, to: ClientId, text: &str) {
         self.sent.push((to.gen, text.to_string()));
@@ -47,6 +47,7 @@ fn id(n: u32) -> ClientId {
 fn core_with_users(out: &mut Rec, users: &[(&str, [u8; 4])]) -> ChatCore {
     let mut core = ChatCore::new(CoreConfig {
         nick_timeout_ms: 60_000,
+        ..CoreConfig::default()
     });
     core.set_operators(vec![Operator {
         name: "alice".into(),
@@ -151,12 +152,18 @@ fn state_round_trips_and_drops_ended_entries() {
     .unwrap();
     let state = core.take_moderation_state().unwrap();
     assert_eq!(core.take_moderation_state(), None, "taken once per change");
-    let mut fresh = ChatCore::new(CoreConfig { nick_timeout_ms: 1 });
+    let mut fresh = ChatCore::new(CoreConfig {
+        nick_timeout_ms: 1,
+        ..CoreConfig::default()
+    });
     assert_eq!(fresh.load_moderation_state(at(1), &state), Ok(0));
     assert_eq!(fresh.bans(at(1)), core.bans(at(1)));
     assert!(fresh.is_address_banned(at(1), "10.0.0.2".parse().unwrap()));
     assert!(fresh.is_nick_banned(at(1), "BOB"));
-    let mut later = ChatCore::new(CoreConfig { nick_timeout_ms: 1 });
+    let mut later = ChatCore::new(CoreConfig {
+        nick_timeout_ms: 1,
+        ..CoreConfig::default()
+    });
     assert_eq!(later.load_moderation_state(at(6_000), &state), Ok(1));
     assert_eq!(later.bans(at(6_000)).len(), 1);
     assert!(

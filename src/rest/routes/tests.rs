@@ -343,6 +343,30 @@ fn announce_when_the_log_fails_is_503() {
 }
 
 #[test]
+fn announce_while_the_server_is_behind_is_503_and_sends_nothing() {
+    let mut view = FakeView::with_users(&[("alice", None)]);
+    view.overloaded = true;
+    let resp = respond(&post_json(r#"{"message":"hi"}"#, Some(TOKEN)), &mut view);
+    assert_eq!(resp.status, 503);
+    assert_eq!(short_message(&resp), "server-busy");
+    assert_eq!(header(&resp, "Retry-After"), Some("1"));
+    assert!(view.announced.is_empty());
+    // Without the token it is still 401, and a bad body still 400.
+    assert_eq!(
+        respond(&post_json(r#"{"message":"hi"}"#, None), &mut view).status,
+        401
+    );
+    assert_eq!(
+        respond(&post_json(r#"{"nope":1}"#, Some(TOKEN)), &mut view).status,
+        400
+    );
+    view.overloaded = false;
+    let resp = respond(&post_json(r#"{"message":"hi"}"#, Some(TOKEN)), &mut view);
+    assert_eq!(resp.status, 200);
+    assert_eq!(view.announced.len(), 1);
+}
+
+#[test]
 fn announce_content_type() {
     let mut view = FakeView::with_users(&[("alice", None)]);
     let (n, v) = bearer();
@@ -540,7 +564,11 @@ fn openapi_matches_the_router() {
         .filter(|p| *p != "/docs/") // a redirect, not an endpoint
         .collect();
     served.sort_unstable();
-    let mut documented: Vec<&str> = paths.keys().map(String::as_str).collect();
+    // A templated path is served for any valid value of its parameter.
+    let mut documented: Vec<String> = paths
+        .keys()
+        .map(|p| p.replace("{name}", "general"))
+        .collect();
     documented.sort_unstable();
     assert_eq!(documented, served);
 
@@ -637,4 +665,65 @@ fn openapi_search_parameters_match_the_parser() {
         find("cursor")["schema"]["maximum"],
         crate::rest::query::MAX_CURSOR
     );
+}
+
+#[test]
+fn channel_history_needs_the_token_and_pages_back() {
+    use crate::chat::{Entry, EntryKind};
+    let mut view = FakeView::default();
+    for seq in 1..=5 {
+        let entry = Entry::new(EntryKind::Chat, seq, T0, "alice", &format!("m{seq}"));
+        view.history.push("#General", entry);
+    }
+    let entry = Entry::new(EntryKind::Announcement, 6, T0, "", "noon");
+    view.history.push("#General", entry);
+    let path = "/v1/api/channels/general/history";
+    let resp = respond(&get(path), &mut view);
+    assert_eq!(resp.status, 401);
+    assert!(header(&resp, "WWW-Authenticate").is_some_and(|h| h.starts_with("Bearer")));
+
+    let (name, value) = bearer();
+    let authed = |target: &str| request("GET", target, &[(name, value.as_str())], b"");
+    let resp = respond(&authed(&format!("{path}?limit=2&before=6")), &mut view);
+    assert_eq!(resp.status, 200);
+    let v = body_json(&resp);
+    assert_envelope(&v);
+    assert_eq!(v["Data"]["channel"], "#General");
+    assert_eq!(
+        v["Data"]["entries"],
+        serde_json::json!([
+            {"ts": "2026-11-27T00:24:40.123Z", "seq": 4, "kind": "chat", "nick": "alice", "channel": "#General", "text": "m4"},
+            {"ts": "2026-11-27T00:24:40.123Z", "seq": 5, "kind": "chat", "nick": "alice", "channel": "#General", "text": "m5"},
+        ])
+    );
+    let v = body_json(&respond(&authed(path), &mut view));
+    let entries = v["Data"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 6);
+    assert_eq!(entries[5]["kind"], "announcement");
+    assert!(entries[5].get("nick").is_none());
+    // A valid channel with nothing remembered; then bad input.
+    let v = body_json(&respond(
+        &authed("/v1/api/channels/quiet/history"),
+        &mut view,
+    ));
+    assert_eq!(
+        v["Data"],
+        serde_json::json!({"channel": "#quiet", "entries": []})
+    );
+    for (target, short) in [
+        ("/v1/api/channels/no%20pe/history", "invalid-channel"),
+        ("/v1/api/channels/general/history?limit=0", "invalid-limit"),
+        (
+            "/v1/api/channels/general/history?before=x",
+            "invalid-before",
+        ),
+        (
+            "/v1/api/channels/general/history?after=1",
+            "unknown-parameter",
+        ),
+    ] {
+        let resp = respond(&authed(target), &mut view);
+        assert_eq!(resp.status, 400, "{target}");
+        assert_eq!(short_message(&resp), short, "{target}");
+    }
 }

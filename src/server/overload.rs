@@ -1,0 +1,143 @@
+//! The server falling behind: when the output queued on connections that are not pushing
+//! back (the server's own backlog, see `output.rs`) passes `backlog_high_bytes`, chat input
+//! pauses until the backlog is below half of it. Paused chat lines wait in their
+//! connection's line backlog, whose socket is then not read (TCP pushes back on the sender;
+//! nothing is dropped); when the pause ends they go to the core round-robin, one line per
+//! connection per turn, so no sender starves and each sender's order is kept.
+
+use super::start::Server;
+use super::timers::TimerKind;
+use crate::chat::ClientId;
+use log::warn;
+use std::collections::VecDeque;
+
+/// How often at most a pause is reported on stderr.
+const WARN_EVERY_MS: u64 = 30_000;
+
+/// The pause state.
+#[derive(Default)]
+pub(super) struct Overload {
+    /// Chat input is paused.
+    paused: bool,
+    /// Connections with held lines, in turn order.
+    held: VecDeque<ClientId>,
+    /// Pauses since start-up.
+    pub pauses: u64,
+    warned_ms: Option<u64>,
+}
+
+impl Overload {
+    /// Whether chat input is paused (without starting a pause).
+    pub(super) fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// True when held lines can go to the core now (the loop must not sleep).
+    pub(super) fn busy(&self) -> bool {
+        !self.paused && !self.held.is_empty()
+    }
+}
+
+/// What one turn of a held connection did.
+enum Turn {
+    /// It has more lines: back in the queue.
+    More,
+    /// Done, closed, or waiting for its rate limit: out of the queue.
+    Out,
+}
+
+impl Server {
+    /// True while chat input is paused; starts a pause when the backlog is above the high
+    /// watermark.
+    pub(super) fn input_paused(&mut self) -> bool {
+        let overload = &mut self.overload;
+        if !overload.paused && self.io.backlog > self.settings.backlog_high {
+            overload.paused = true;
+            overload.pauses += 1;
+            let now = self.io.now.mono_ms;
+            if overload.warned_ms.is_none_or(|t| now >= t + WARN_EVERY_MS) {
+                overload.warned_ms = Some(now);
+                warn!(
+                    "the server is behind ({} bytes queued to readers that keep up): chat \
+                     input paused until half of that is written ({} pauses so far)",
+                    self.io.backlog, overload.pauses
+                );
+            }
+        }
+        overload.paused
+    }
+
+    /// At the end of a pass: the pause ends once the backlog is below half the watermark.
+    pub(super) fn check_backlog(&mut self) {
+        if self.overload.paused && self.io.backlog <= self.settings.backlog_high / 2 {
+            self.overload.paused = false;
+        }
+    }
+
+    /// Queues a connection whose lines wait in its backlog for its turns after the pause.
+    pub(super) fn hold(&mut self, id: ClientId) {
+        let Some(conn) = self.io.conn_mut(id) else {
+            return;
+        };
+        if conn.backlog.is_some() && !conn.held {
+            conn.held = true;
+            self.overload.held.push_back(id);
+        }
+    }
+
+    /// Hands held lines to the core, one per connection per turn, until every held
+    /// connection had one turn or input pauses again.
+    pub(super) fn resume_held(&mut self) {
+        let mut turns = self.overload.held.len();
+        while turns > 0 && !self.input_paused() {
+            turns -= 1;
+            let Some(id) = self.overload.held.pop_front() else {
+                break;
+            };
+            if let Turn::More = self.held_turn(id) {
+                self.overload.held.push_back(id);
+            }
+        }
+    }
+
+    /// One turn of a held connection: its next line to the core, within its rate limit.
+    fn held_turn(&mut self, id: ClientId) -> Turn {
+        let now = self.now();
+        let Some(conn) = self.io.conn_mut(id) else {
+            return Turn::Out;
+        };
+        if !conn.is_open() {
+            conn.held = false;
+            return Turn::Out;
+        }
+        self.settings.refill(conn, now.mono_ms);
+        if conn.tokens < 1.0 {
+            // Over its own rate: the rate limit's timer takes it from here.
+            conn.held = false;
+            let at_ms = now.mono_ms + self.settings.token_wait_ms(conn.tokens);
+            self.io.timers.arm(id, at_ms, TimerKind::RateResume);
+            return Turn::Out;
+        }
+        let Some(line) = conn.backlog.as_mut().and_then(|b| b.pop_front()) else {
+            conn.backlog = None;
+            conn.held = false;
+            // Edge-triggered: bytes may be waiting that no new edge will announce.
+            self.remember_pending(id.key as usize);
+            return Turn::Out;
+        };
+        conn.tokens -= 1.0;
+        let more = conn.backlog.as_ref().is_some_and(|b| !b.is_empty());
+        if !more {
+            conn.backlog = None;
+            conn.held = false;
+        }
+        self.io.metrics.messages_in += 1;
+        self.core.handle_line(now, id, &line, &mut self.io);
+        if more {
+            Turn::More
+        } else {
+            self.remember_pending(id.key as usize);
+            Turn::Out
+        }
+    }
+}
