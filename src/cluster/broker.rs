@@ -564,7 +564,7 @@ impl Broker {
         self.incarnation = incarnation.into();
         self.lease_lost = false;
         self.registered = false;
-        if self.cmd.state == State::Ready {
+        if self.hs.done {
             self.register(now);
         }
     }
@@ -708,7 +708,11 @@ impl Broker {
             Some(_) => {}
         }
         self.hs.done = true;
-        self.register(now);
+        self.maybe_start_tail(now);
+        // After a lost lease, registration waits for a new incarnation (`reincarnate`).
+        if !self.lease_lost {
+            self.register(now);
+        }
     }
 
     fn epoch_changed(&mut self, old: Box<str>, new: Box<str>, now: u64) {

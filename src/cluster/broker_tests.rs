@@ -618,3 +618,27 @@ fn a_busy_node_id_retries_registration_after_the_backoff() {
     b.tick(101);
     assert!(events(&mut b).contains(&Event::Connect(Link::Cmd)));
 }
+
+#[test]
+fn after_a_lost_lease_a_reconnect_waits_for_a_new_incarnation() {
+    let mut b = up_broker();
+    b.tick(1000);
+    cmds(&mut b, Link::Cmd);
+    let lost = Frame::Array(vec![Frame::Integer(0), bulk("E1"), Frame::Integer(0)]);
+    feed(&mut b, Link::Cmd, &[lost], 1001);
+    assert!(events(&mut b).contains(&Event::LeaseLost));
+    b.disconnected(Link::Cmd, 1002);
+    events(&mut b);
+    // The handshake runs, but the lost incarnation does not register again.
+    let after = handshake(&mut b, 1200, "E1", Some(1), None);
+    assert!(after.is_empty(), "{after:?}");
+    assert!(!b.is_up());
+    b.reincarnate("inc2", 1201);
+    let reg = cmds(&mut b, Link::Cmd);
+    assert_eq!(reg.len(), 1);
+    assert_eq!((reg[0][1].as_str(), reg[0][6].as_str()), ("sha4", "inc2"));
+    feed(&mut b, Link::Cmd, &[ok3("ok", "E1", 2)], 1202);
+    assert!(b.is_up());
+    // The tail kept its connection; it reads on from where it was.
+    assert_eq!(b.last_applied(), 0);
+}
