@@ -35,10 +35,14 @@ fn idx(link: Link) -> usize {
 
 impl Driver {
     fn new(port: u16, node: &str, inc: &str) -> Driver {
+        Driver::with_lease(port, node, inc, 3000)
+    }
+
+    fn with_lease(port: u16, node: &str, inc: &str, lease_ms: u64) -> Driver {
         let cfg = ClusterConfig {
             redis: format!("127.0.0.1:{port}"),
             node_id: node.into(),
-            lease_ms: 3000,
+            lease_ms,
             stream_maxlen: 100_000,
             redis_password: None,
         };
@@ -309,4 +313,75 @@ fn a_dropped_connection_resends_once_and_a_flushall_is_an_epoch_change() {
         2,
         "node_up, then the line"
     );
+}
+
+#[test]
+fn a_silent_node_is_reaped_by_another_with_one_node_down() {
+    let Some(redis) = redis_or_skip("a_silent_node_is_reaped_by_another_with_one_node_down") else {
+        return;
+    };
+    let mut a = Driver::with_lease(redis.port, "a", "ia", 600);
+    let mut c = Driver::with_lease(redis.port, "c", "ic", 600);
+    let mut b = Driver::with_lease(redis.port, "b", "ib", 600);
+    a.run_until("a up", |d| d.broker.is_up());
+    c.run_until("c up", |d| d.broker.is_up());
+    b.run_until("b up", |d| d.broker.is_up());
+    let now = b.now();
+    b.broker
+        .propose(
+            Proposal::ClaimNick {
+                folded: "bob".into(),
+                nick: "Bob".into(),
+                conn: "1".into(),
+                old: None,
+            },
+            now,
+        )
+        .expect("up");
+    b.run_until("b's claim", |d| d.broker.pending() == 0);
+    // b stops (as if killed): no more steps, its sockets stay open but silent. a and c keep
+    // running; both watch b's lease and reap it.
+    let is_down = |d: &Driver| {
+        d.applied()
+            .iter()
+            .any(|e| matches!(&e.body, Body::NodeDown { node, incarnation } if &**node == "b" && &**incarnation == "ib"))
+    };
+    let end = Instant::now() + DEADLINE;
+    while !(is_down(&a) && is_down(&c)) {
+        assert!(Instant::now() < end, "b was not reaped: {:?}", a.seen);
+        let busy = a.step() | c.step();
+        if !busy {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    drop(b);
+    // Exactly one node_down, the same entries on both survivors.
+    let downs = a
+        .applied()
+        .iter()
+        .filter(|e| matches!(e.body, Body::NodeDown { .. }))
+        .count();
+    assert_eq!(downs, 1);
+    let last = a.broker.last_applied();
+    c.run_until("c caught up", |d| d.broker.last_applied() >= last);
+    a.run_until("a caught up", |d| {
+        d.broker.last_applied() >= c.broker.last_applied()
+    });
+    assert_eq!(a.applied(), c.applied());
+    // The nick is free again.
+    let now = a.now();
+    a.broker
+        .propose(
+            Proposal::ClaimNick {
+                folded: "bob".into(),
+                nick: "Bob".into(),
+                conn: "5".into(),
+                old: None,
+            },
+            now,
+        )
+        .expect("up");
+    a.run_until("a's claim", |d| d.broker.pending() == 0);
+    assert!(a.seen.iter().any(|e| matches!(e, Event::Accepted { .. })));
+    assert!(!a.seen.iter().any(|e| matches!(e, Event::Refused { .. })));
 }

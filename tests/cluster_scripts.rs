@@ -211,6 +211,20 @@ fn a_stale_incarnation_is_fenced() {
     assert_eq!(err_code(&old.run(&mut c, &REAP, &["n2", "x"])), "FENCED");
     assert_eq!(c.int(&["XLEN", "{chat}:log"]), len, "nothing appended");
     assert_eq!(ok_reply(&chat_line(&mut new, &mut c, "fresh")).0, "ok");
+    // A node whose lease expired cannot quietly take it back with the same incarnation
+    // (others may have taken its nicks or reaped it): renewing is refused.
+    let mut n9 = node(&mut c, "n9", "i9", SHORT_LEASE);
+    assert_eq!(
+        ok_reply(&n9.run(&mut c, &REGISTER, &[SHORT_LEASE, "1"])).0,
+        "own",
+        "renewing a live lease"
+    );
+    wait_lease_gone(&mut c, "n9");
+    assert_eq!(
+        err_code(&n9.run(&mut c, &REGISTER, &[LONG_LEASE, "1"])),
+        "FENCED"
+    );
+    assert_eq!(c.get("{chat}:node:n9"), None);
     // The epoch is checked before anything else.
     let mut other_epoch = Node::new("n1", "new", "not-the-epoch");
     assert_eq!(err_code(&chat_line(&mut other_epoch, &mut c, "x")), "EPOCH");

@@ -20,12 +20,17 @@
 //!   strictly in `seq` order and exactly once ([`Event::Apply`]); a first seq beyond
 //!   `last_applied + 1` is a [`Event::Gap`] (the stream was trimmed past this node).
 //!
+//! - **Peers**: every other node's incarnation seen in the stream (or passed to
+//!   [`Broker::watch`]) has its lease read every `lease_ms`; once it no longer holds, the
+//!   broker proposes `reap` itself, and the `node_down` entry arrives through the tail.
+//!
 //! The link is [`Event::Up`] while both links are ready, [`Event::Down`] otherwise; while
 //! down, [`Broker::propose`] refuses (the caller shows SPEC §15's notice) and proposals
 //! already sent stay pending. Reconnects back off from 100 ms to 2 s.
 
 use super::config::ClusterConfig;
 use super::entry::{parse_stream_id, Body, Entry, EntryError};
+use super::peers::Peers;
 use super::scripts::{self, CallContext};
 use super::PREFIX;
 use crate::proto::resp::{as_bytes, as_int, encode_command, Frame, RespDecoder, RespLimits};
@@ -237,6 +242,8 @@ enum Req {
     /// A lease refresh for this incarnation (a late answer for an old one is ignored).
     Refresh(Box<str>),
     Ping,
+    /// The lease key of a watched peer incarnation.
+    PeerLease(Box<str>, Box<str>),
     Propose(Box<str>),
     Xread,
 }
@@ -284,6 +291,8 @@ struct Pending {
     msg_id: Box<str>,
     proposal: Proposal,
     sent: bool,
+    /// Proposed by the broker itself (a reap): answered without events.
+    internal: bool,
 }
 
 /// The handshake's answers, gathered before the §5 checks run.
@@ -315,9 +324,13 @@ pub struct Broker {
     shas: [Option<Box<str>>; 6],
     hs: Handshake,
     registered: bool,
+    /// This incarnation has held the lease: registering again is a renewal.
+    registered_once: bool,
     lease_lost: bool,
     reloading: bool,
     next_refresh: u64,
+    peers: Peers,
+    next_peer_check: u64,
     counter: u64,
     pending: VecDeque<Pending>,
     events: VecDeque<Event>,
@@ -335,6 +348,7 @@ impl Broker {
     ) -> Broker {
         let limits = cfg.limits;
         let backoff = cfg.backoff_min_ms;
+        let peers = Peers::new(&cfg.node_id);
         let (epoch, last_applied, last_msg_id) = match resume {
             Some(r) => (Some(r.epoch), r.last_seq, r.last_msg_id),
             None => (None, 0, None),
@@ -352,9 +366,12 @@ impl Broker {
             shas: Default::default(),
             hs: Handshake::default(),
             registered: false,
+            registered_once: false,
             lease_lost: false,
             reloading: false,
             next_refresh: 0,
+            peers,
+            next_peer_check: 0,
             counter: 0,
             pending: VecDeque::new(),
             events: VecDeque::new(),
@@ -495,6 +512,18 @@ impl Broker {
                 _ => {}
             }
         }
+        if self.up && now >= self.next_peer_check {
+            self.next_peer_check = now + self.cfg.lease_ms;
+            for (node, inc) in self.peers.to_check() {
+                let key = format!("{PREFIX}:node:{node}");
+                self.send(
+                    Link::Cmd,
+                    Req::PeerLease(node, inc),
+                    &["GET", key.as_str()],
+                    now,
+                );
+            }
+        }
         if self.cmd.state == State::Ready && self.registered && !self.reloading {
             if now >= self.next_refresh {
                 self.next_refresh = now + self.cfg.lease_ms / 3;
@@ -529,6 +558,9 @@ impl Broker {
                 State::Connecting => {}
             }
         }
+        if self.up && !self.peers.is_empty() {
+            t = t.min(self.next_peer_check);
+        }
         if self.cmd.state == State::Ready && self.registered && !self.reloading {
             t = t.min(self.next_refresh);
             if self.cmd.fifo.is_empty() {
@@ -547,6 +579,16 @@ impl Broker {
         if self.pending.len() >= self.cfg.max_pending {
             return Err(ProposeError::Overloaded);
         }
+        Ok(self.enqueue(proposal, false, now))
+    }
+
+    /// Watches another node's incarnation (one named in this node's own log at start-up):
+    /// once its lease is gone, this node reaps it.
+    pub fn watch(&mut self, node: &str, incarnation: &str) {
+        self.peers.watch(node, incarnation);
+    }
+
+    fn enqueue(&mut self, proposal: Proposal, internal: bool, now: u64) -> Box<str> {
         self.counter += 1;
         let msg_id: Box<str> =
             format!("{}/{}/{}", self.cfg.node_id, self.incarnation, self.counter).into();
@@ -554,9 +596,10 @@ impl Broker {
             msg_id: msg_id.clone(),
             proposal,
             sent: false,
+            internal,
         });
         self.flush_pending(now);
-        Ok(msg_id)
+        msg_id
     }
 
     /// After [`Event::LeaseLost`]: continue as a new incarnation (drawn by the caller).
@@ -564,6 +607,7 @@ impl Broker {
         self.incarnation = incarnation.into();
         self.lease_lost = false;
         self.registered = false;
+        self.registered_once = false;
         if self.hs.done {
             self.register(now);
         }
@@ -724,8 +768,14 @@ impl Broker {
         self.epoch = Some(new);
         self.last_applied = 0;
         self.last_msg_id = None;
+        // A new history: this incarnation registers afresh (and appends its node_up there).
+        self.registered_once = false;
         // What was pending was sequenced in a history that is gone, or never: refuse it.
+        self.peers.clear();
         for p in std::mem::take(&mut self.pending) {
+            if p.internal {
+                continue;
+            }
             self.events.push_back(Event::Refused {
                 msg_id: p.msg_id,
                 code: "EPOCH".into(),
@@ -736,11 +786,20 @@ impl Broker {
         self.drop_link(Link::Tail, now, "the cluster's history was reset");
     }
 
+    /// Takes the lease: a first registration for a new incarnation, a renewal after that
+    /// (refused as FENCED if the lease expired in between).
     fn register(&mut self, now: u64) {
         let lease = self.cfg.lease_ms.to_string();
+        let renew = if self.registered_once { "1" } else { "" }.to_string();
         self.counter += 1;
         let msg_id = format!("{}/{}/{}", self.cfg.node_id, self.incarnation, self.counter);
-        self.call_script(SCRIPT_REGISTER, Req::Register, &msg_id, &[lease], now);
+        self.call_script(
+            SCRIPT_REGISTER,
+            Req::Register,
+            &msg_id,
+            &[lease, renew],
+            now,
+        );
     }
 
     /// Starts (or resumes) reading once the command link has checked the epoch on this
@@ -859,6 +918,20 @@ impl Broker {
                 (_, "EPOCH") => self.drop_link(link, now, "the cluster's epoch changed"),
                 _ => self.drop_link(link, now, "the lease refresh failed"),
             },
+            Req::PeerLease(node, inc) => {
+                let holder = match &frame {
+                    Frame::Null => None,
+                    Frame::BulkString(b) => Some(&b[..]),
+                    _ => return, // an error (e.g. LOADING) says nothing about the lease
+                };
+                if self.peers.lease_seen(&node, &inc, holder) {
+                    let reap = Proposal::Reap {
+                        node,
+                        incarnation: inc,
+                    };
+                    self.enqueue(reap, true, now);
+                }
+            }
             Req::Ping => {
                 let theirs = as_bytes(&frame);
                 if theirs != self.epoch.as_deref().map(str::as_bytes) {
@@ -874,6 +947,7 @@ impl Broker {
         match (&frame, code) {
             (Frame::Array(_), _) => {
                 self.registered = true;
+                self.registered_once = true;
                 self.cmd.state = State::Ready;
                 self.cmd.backoff_ms = self.cfg.backoff_min_ms;
                 self.next_refresh = now + self.cfg.lease_ms / 3;
@@ -907,6 +981,10 @@ impl Broker {
         self.lease_lost = true;
         self.registered = false;
         for p in std::mem::take(&mut self.pending) {
+            if let (true, Proposal::Reap { node, incarnation }) = (p.internal, &p.proposal) {
+                self.peers.reap_failed(node, incarnation);
+                continue;
+            }
             self.events.push_back(Event::Refused {
                 msg_id: p.msg_id,
                 code: "FENCED".into(),
@@ -944,6 +1022,20 @@ impl Broker {
         let Some(pos) = self.pending.iter().position(|p| p.msg_id == msg_id) else {
             return;
         };
+        if self.pending[pos].internal && !matches!(code, "NOSCRIPT" | "FENCED" | "EPOCH") {
+            // A reap: its node_down arrives through the tail; a refusal (ALIVE) means the
+            // lease is back, so the peer is checked again later.
+            if let Some(Pending {
+                proposal: Proposal::Reap { node, incarnation },
+                ..
+            }) = self.pending.remove(pos)
+            {
+                if !matches!(frame, Frame::Array(_)) {
+                    self.peers.reap_failed(&node, &incarnation);
+                }
+            }
+            return;
+        }
         match (&frame, code) {
             (Frame::Array(v), _) => {
                 let seq = v.get(2).and_then(as_int).map_or(0, |s| s.max(0) as u64);
@@ -1025,6 +1117,7 @@ impl Broker {
         match Entry::from_frame(item) {
             Ok(e) => {
                 self.last_msg_id = Some(e.msg_id.clone());
+                self.peers.observe(&e);
                 self.events.push_back(Event::Apply(e));
             }
             Err(error) => {

@@ -419,6 +419,7 @@ fn a_changed_epoch_on_reconnect_is_announced_and_resets_the_cursor() {
         }
     );
     assert_eq!(after[0][4], "E2", "registers in the new epoch");
+    assert_eq!(after[0][11], "", "as a first registration");
     assert_eq!(b.last_applied(), 0);
     feed(&mut b, Link::Cmd, &[ok3("ok", "E2", 1)], 201);
     b.tick(400);
@@ -641,4 +642,112 @@ fn after_a_lost_lease_a_reconnect_waits_for_a_new_incarnation() {
     assert!(b.is_up());
     // The tail kept its connection; it reads on from where it was.
     assert_eq!(b.last_applied(), 0);
+}
+
+#[test]
+fn a_lease_that_expired_during_an_outage_is_not_silently_renewed() {
+    let mut b = up_broker();
+    b.disconnected(Link::Cmd, 10);
+    events(&mut b);
+    let after = handshake(&mut b, 200, "E1", Some(1), None);
+    // The same incarnation registers again as a renewal...
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0][1], "sha4");
+    assert_eq!(after[0][10..], ["3000", "1"]);
+    // ...which Redis refuses if the lease expired meanwhile: the node is fenced.
+    feed(
+        &mut b,
+        Link::Cmd,
+        &[Frame::Error("FENCED lease expired".into())],
+        201,
+    );
+    assert!(events(&mut b).contains(&Event::LeaseLost));
+    assert!(!b.is_up());
+    // A new incarnation registers for the first time.
+    b.reincarnate("inc2", 202);
+    let reg = cmds(&mut b, Link::Cmd);
+    assert_eq!(reg[0][10..], ["3000", ""]);
+}
+
+fn entry_from(seq: u64, node: &str, inc: &str, kv: &[(&str, &str)]) -> Frame {
+    let mut fields = vec![("n", node), ("i", inc), ("m", "mm"), ("ts", "1")];
+    fields.extend_from_slice(kv);
+    let kv = fields
+        .iter()
+        .flat_map(|(k, v)| [bulk(k), bulk(v)])
+        .collect();
+    Frame::Array(vec![bulk(&format!("0-{seq}")), Frame::Array(kv)])
+}
+
+#[test]
+fn a_peer_whose_lease_is_gone_is_reaped_once_and_forgotten() {
+    let mut b = up_broker();
+    feed(
+        &mut b,
+        Link::Tail,
+        &[xread_reply(vec![
+            entry_from(1, "n1", "inc1", &[("k", "node_up")]),
+            entry_from(2, "n2", "x", &[("k", "node_up")]),
+        ])],
+        1,
+    );
+    events(&mut b);
+    cmds(&mut b, Link::Tail);
+    // Answers the heartbeat, refreshes and peer lease reads with n2's lease holder.
+    let answer = |b: &mut Broker, now: u64, holder: Frame| -> Vec<Vec<String>> {
+        let sent = cmds(b, Link::Cmd);
+        let replies: Vec<Frame> = sent
+            .iter()
+            .map(|c| match c[1].as_str() {
+                "{chat}:node:n2" => holder.clone(),
+                "{chat}:epoch" => bulk("E1"),
+                _ => Frame::Array(vec![Frame::Integer(1), bulk("E1"), Frame::Integer(0)]),
+            })
+            .collect();
+        feed(b, Link::Cmd, &replies, now);
+        // The tail's XREAD times out (nil) and is sent again.
+        feed(b, Link::Tail, &[Frame::Null], now);
+        cmds(b, Link::Tail);
+        sent
+    };
+    // Right away and then every lease_ms: the peer's lease key is read; this node's is not.
+    b.tick(1000);
+    let peek = answer(&mut b, 1001, bulk("x"));
+    assert!(
+        peek.contains(&vec!["GET".to_string(), "{chat}:node:n2".to_string()]),
+        "{peek:?}"
+    );
+    assert!(!peek.iter().any(|c| c[1] == "{chat}:node:n1"));
+    // Still held by x: nothing happens.
+    assert!(cmds(&mut b, Link::Cmd).is_empty());
+    // An error reply says nothing.
+    b.tick(4000);
+    answer(&mut b, 4001, Frame::Error("LOADING".into()));
+    assert!(cmds(&mut b, Link::Cmd).is_empty());
+    // Next check: expired. The broker proposes the reap itself, answered without events.
+    b.tick(7000);
+    answer(&mut b, 7001, Frame::Null);
+    let reap = cmds(&mut b, Link::Cmd);
+    assert_eq!(reap.len(), 1);
+    assert_eq!(reap[0][1], "sha5");
+    assert_eq!(reap[0][10..], ["n2", "x"]);
+    feed(&mut b, Link::Cmd, &[ok3("ok", "E1", 3)], 7002);
+    assert!(events(&mut b).is_empty(), "an internal proposal");
+    assert_eq!(b.pending(), 0);
+    // The node_down entry arrives: n2/x is forgotten, no more checks for it.
+    feed(
+        &mut b,
+        Link::Tail,
+        &[xread_reply(vec![entry_from(
+            3,
+            "n1",
+            "inc1",
+            &[("k", "node_down"), ("node", "n2"), ("inc", "x")],
+        )])],
+        7003,
+    );
+    assert!(matches!(&events(&mut b)[0], Event::Apply(e) if e.seq == 3));
+    b.tick(10_000);
+    let later = cmds(&mut b, Link::Cmd);
+    assert!(later.iter().all(|c| c[1] != "{chat}:node:n2"), "{later:?}");
 }

@@ -34,7 +34,7 @@ pub const NICK_CLAIM: Script = script!("nick_claim");
 pub const NICK_RELEASE: Script = script!("nick_release");
 /// Extends the caller's lease if it still holds it: lease ms.
 pub const LEASE_REFRESH: Script = script!("lease_refresh");
-/// Takes the node's lease for a new incarnation and appends `node_up`: lease ms.
+/// Takes the node's lease (appending `node_up` the first time): lease ms, renew flag.
 pub const REGISTER: Script = script!("register");
 /// Frees a dead incarnation's nicks and appends one `node_down`: node id, incarnation.
 pub const REAP: Script = script!("reap");
