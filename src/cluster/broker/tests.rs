@@ -2,6 +2,8 @@
 //! and Redis's replies are fed back as frames.
 
 use super::*;
+use crate::cluster::config::ClusterConfig;
+use crate::cluster::entry::Body;
 use crate::proto::resp::encode_frame;
 
 fn cfg(password: Option<&str>) -> BrokerConfig {
