@@ -26,6 +26,7 @@
 
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod log_store;
 pub mod proto;
