@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target in fuzz/ for FUZZ_RUNS executions each: what `make fuzz` runs.
 #
 #   FUZZ_RUNS       executions per target (default 1000000)
-#   FUZZ_TARGETS    space-separated targets (default: all four)
+#   FUZZ_TARGETS    space-separated targets (default: all five)
 #   FUZZ_SANITIZER  cargo fuzz -s value (default none: builds on stable, no nightly needed;
 #                   address needs FUZZ_TOOLCHAIN=nightly)
 #   FUZZ_TOOLCHAIN  rustup toolchain for cargo (default stable when rustup is installed)
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 FUZZ_RUNS=${FUZZ_RUNS:-1000000}
-FUZZ_TARGETS=${FUZZ_TARGETS:-"telnet_framer http_framing websocket_input command_parser"}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"telnet_framer http_framing websocket_input command_parser resp_decoder"}
 FUZZ_SANITIZER=${FUZZ_SANITIZER:-none}
 FUZZ_ARGS=${FUZZ_ARGS:-}
 if [ -z "${FUZZ_TOOLCHAIN+x}" ] && command -v rustup >/dev/null 2>&1; then

@@ -26,6 +26,7 @@
 
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod config_moderation;
 pub mod log_store;
