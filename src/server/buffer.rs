@@ -23,8 +23,8 @@ type Rest = Box<VecDeque<Chunk>>;
 
 /// The largest deque (in chunk slots) worth keeping.
 const SPARE_SLOTS_MAX: usize = 1024;
-/// Slots kept in all (16 bytes each: 1 MiB).
-const SPARE_SLOTS_TOTAL: usize = 64 * 1024;
+/// Slots kept in all (16 bytes each: 2 MiB).
+const SPARE_SLOTS_TOTAL: usize = 128 * 1024;
 /// How often the pool is trimmed to the recent need.
 const SPARE_TRIM_MS: u64 = 1000;
 
