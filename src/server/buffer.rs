@@ -17,8 +17,8 @@ const MAX_SLICES: usize = 32;
 /// instructions per delivery. Bounded: a deque larger than [`SPARE_SLOTS_MAX`] slots is
 /// freed, the kept ones hold at most [`SPARE_SLOTS_TOTAL`] slots in all, and once a second
 /// [`end_pass`] frees those beyond the most that one pass of the second before took, so the
-/// pool follows the load down and a quiet server keeps none. The server is single-threaded:
-/// one pool per thread, no locking.
+/// pool follows the load down (a server that falls silent keeps its spares, at most 2 MiB,
+/// until its next loop pass). The server is single-threaded: one pool per thread, no locking.
 type Rest = Box<VecDeque<Chunk>>;
 
 /// The largest deque (in chunk slots) worth keeping.
