@@ -214,6 +214,28 @@ fn allocations_per_publish(core: &mut ChatCore, out: &mut BenchOutbox) -> f64 {
     (ALLOCS.load(Ordering::Relaxed) - before) as f64 / f64::from(rounds)
 }
 
+/// Publishes per loop pass in the batched count: under load each recipient gets several
+/// chunks before its connection is written.
+const BATCH: u32 = 4;
+
+/// Allocations per publish when [`BATCH`] publishes share one flush, averaged over 20 passes
+/// after a warm-up pass.
+fn allocations_per_batched_publish(core: &mut ChatCore, out: &mut BenchOutbox) -> f64 {
+    let pass = |core: &mut ChatCore, out: &mut BenchOutbox| {
+        for _ in 0..BATCH {
+            core.handle_line(NOW, id(0), LINE, out);
+        }
+        out.flush();
+    };
+    pass(core, out);
+    let rounds = 20;
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..rounds {
+        pass(core, out);
+    }
+    (ALLOCS.load(Ordering::Relaxed) - before) as f64 / f64::from(rounds * BATCH)
+}
+
 fn bench_fanout(c: &mut Criterion) {
     // Each channel is set up once (joining 10,000 members is a 50M-message join storm).
     let mut setups: Vec<(usize, ChatCore, BenchOutbox)> = SIZES
@@ -255,6 +277,26 @@ fn bench_fanout(c: &mut Criterion) {
         }
     );
 
+    // Several chunks per recipient per pass: the queues' overflow deques are reused, not
+    // allocated per recipient and pass.
+    let batched: Vec<(usize, f64)> = setups
+        .iter_mut()
+        .map(|(n, core, out)| (*n, allocations_per_batched_publish(core, out)))
+        .collect();
+    println!("with {BATCH} publishes per flush:");
+    for &(n, a) in &batched {
+        println!("  {n:>6} members: {a:>8.1} allocations per publish");
+    }
+    let batched_base = batched.first().map_or(0.0, |&(_, a)| a);
+    for &(n, a) in &batched {
+        assert!(
+            (a - batched_base).abs() < 0.5,
+            "allocations per batched publish grow with the member count: {a} at {n} vs \
+             {batched_base} at {}",
+            SIZES[0]
+        );
+    }
+
     let mut g = c.benchmark_group("fanout");
     g.measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_millis(500))
@@ -271,18 +313,31 @@ fn bench_fanout(c: &mut Criterion) {
 
 criterion_group!(benches, bench_fanout);
 /// With `FANOUT_COUNT=N` in the environment: set up a 1,000-member channel, publish `N`
-/// times and exit, without criterion; for instruction counts (`valgrind --tool=callgrind`
-/// with N and 0, subtracted), which a busy machine does not disturb.
+/// times (`FANOUT_BATCH` per flush, default 1) and exit, without criterion; for instruction
+/// counts (`valgrind --tool=callgrind` with N and 0, subtracted), which a busy machine does
+/// not disturb.
 fn main() {
     if let Some(n) = std::env::var("FANOUT_COUNT")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
     {
+        // FANOUT_BATCH=K: K publishes per flush (several chunks per recipient per pass).
+        let batch = std::env::var("FANOUT_BATCH")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(1)
+            .max(1);
         let (mut core, mut out) = setup(1_000);
-        for _ in 0..n {
-            publish(&mut core, &mut out);
+        for _ in 0..n / batch {
+            for _ in 0..batch {
+                core.handle_line(NOW, id(0), LINE, &mut out);
+            }
+            out.flush();
         }
-        println!("{n} publishes to 1000 members");
+        println!(
+            "{} publishes to 1000 members, {batch} per flush",
+            n / batch * batch
+        );
         return;
     }
     benches();

@@ -295,6 +295,7 @@ impl Server {
             }
         }
         self.spare_dirty = dirty;
+        super::buffer::end_pass(self.io.now.mono_ms);
     }
 
     // ---------------------------------------------------------------- reap

@@ -155,6 +155,7 @@ impl Io {
 
     /// Queues one message for a chat connection, encoded for its wire format on first use
     /// and shared after that (HTTP connections are skipped). One slab lookup per recipient.
+    #[inline]
     pub fn enqueue_encoded(&mut self, id: ClientId, msg: &mut Encoded<'_>) {
         self.queue(id, true, |proto, buf| {
             let wire = match proto {
@@ -171,7 +172,9 @@ impl Io {
     /// the scratch buffer; `None` queues nothing), under the output caps, which judge only
     /// what is queued while the socket pushes back (see `output.rs`): above the hard cap the
     /// connection is killed (reaped at the end of the pass); above the soft cap a timer starts
-    /// that kills it if it stays there. `count` counts it in `messages_out`.
+    /// that kills it if it stays there. `count` counts it in `messages_out`. Inlined: it is
+    /// the fan-out's step per recipient.
+    #[inline(always)]
     fn queue(
         &mut self,
         id: ClientId,
