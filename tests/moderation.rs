@@ -888,6 +888,49 @@ fn trusted_proxies_forward_the_client_address() {
     direct.expect_message("help", |t| t.starts_with(HELP_HEADER));
 }
 
+/// Regression: one unreadable `X-Forwarded-For` hop used to make the whole header ignored,
+/// so a banned client behind a trusted proxy was let in with the proxy's address.
+#[test]
+fn unparseable_forwarded_hop_does_not_let_a_banned_client_in() {
+    let mut server = start(json!({"trusted_proxies": ["127.0.0.0/8"]}));
+    let addr = server.addr("websocket");
+    let ban = api(
+        &mut server,
+        "POST",
+        "/v1/api/bans",
+        Some(json!({"target": "203.0.113.7"})),
+    );
+    assert_eq!(ban.status, 200);
+    for xff in [
+        "garbage, 203.0.113.7",
+        "203.0.113.7:1234",
+        "203.0.113.7:1234, 127.0.0.9",
+        "[::ffff:203.0.113.7]:1234",
+    ] {
+        let (_, resp) = Ws::handshake(addr, &[("X-Forwarded-For", xff)], b"");
+        assert_eq!(resp.status, 403, "X-Forwarded-For: {xff}");
+        assert_eq!(resp.text(), format!("{BANNED_HERE}\n"));
+    }
+    // The hop that would be the client cannot be read: refused with a clear error.
+    for xff in ["203.0.113.7, garbage", "unknown"] {
+        let (_, resp) = Ws::handshake(addr, &[("X-Forwarded-For", xff)], b"");
+        assert_eq!(resp.status, 400, "X-Forwarded-For: {xff}");
+        assert!(
+            resp.text().starts_with("Bad X-Forwarded-For"),
+            "{}",
+            resp.text()
+        );
+    }
+    // Another client of the proxy, with a port, is welcome under its own address.
+    let (mut ws, resp) = Ws::handshake(addr, &[("X-Forwarded-For", "192.0.2.1:5555")], b"");
+    common::ws::assert_upgraded(&resp);
+    ws.expect_message("greeting", |t| t.starts_with("Welcome"));
+    ws.send_text("proxied");
+    ws.expect_message("thanks", |t| t == thanks("proxied"));
+    let users = api(&mut server, "GET", "/v1/api/users", None).json();
+    assert_eq!(users["Data"]["users"][0]["address"], "192.0.2.1");
+}
+
 #[test]
 fn hash_password_prints_a_hash_that_oper_accepts() {
     let mut child = std::process::Command::new(server_bin())
