@@ -524,6 +524,55 @@ fn bans_and_mutes_survive_a_restart_and_expired_ones_are_dropped() {
     });
 }
 
+/// Regression: a failed state file write was retried only when something else woke the
+/// event loop, so a quiet server never wrote it; and shutdown made no last attempt.
+#[test]
+fn a_failed_state_write_is_retried_on_a_quiet_server_and_at_shutdown() {
+    let dir = TempDir::new("moderation-retry");
+    let state = dir.path().join("state.json");
+    // A directory where the temporary file goes makes every write fail, even as root.
+    let blocker = dir.path().join("state.json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    // The HTTP deadline is long, so no timer of the API connection wakes the loop either.
+    let mut server = start(json!({
+        "state_file": state.to_str().unwrap(),
+        "http_header_timeout_s": 120.0,
+    }));
+    let ban = api(
+        &mut server,
+        "POST",
+        "/v1/api/bans",
+        Some(json!({"target": "198.51.100.0/24"})),
+    );
+    assert_eq!(ban.status, 200);
+    wait_until("the write failure warning", DEADLINE, || {
+        server.stderr_text().contains("cannot write the state file")
+    });
+    std::fs::remove_dir(&blocker).unwrap();
+    // Nothing else happens: the retry alone writes the file.
+    wait_until("the retried write", DEADLINE, || {
+        std::fs::read_to_string(&state).is_ok_and(|s| s.contains("198.51.100.0/24"))
+    });
+    std::fs::create_dir(&blocker).unwrap();
+    let ban = api(
+        &mut server,
+        "POST",
+        "/v1/api/bans",
+        Some(json!({"target": "192.0.2.0/24"})),
+    );
+    assert_eq!(ban.status, 200);
+    server.sigterm();
+    server.wait_exit(DEADLINE).expect("the server stops");
+    let stderr = server.stderr_text();
+    assert!(
+        stderr.contains("before stopping") && stderr.contains("state.json"),
+        "{stderr}"
+    );
+    assert!(!std::fs::read_to_string(&state)
+        .unwrap()
+        .contains("192.0.2.0/24"));
+}
+
 #[test]
 fn a_corrupt_state_file_stops_start_up_naming_it() {
     let dir = TempDir::new("moderation-corrupt");

@@ -10,7 +10,7 @@ use crate::proto::http::{Request, Response};
 use crate::proto::telnet;
 use crate::rest::ModerationApi;
 use ipnet::IpNet;
-use log::{info, warn};
+use log::{error, info, warn};
 use mio::net::TcpStream;
 use std::io::Write;
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -155,6 +155,36 @@ impl Server {
                 shell.warned = true;
                 shell.unsaved = Some((text, now + RETRY_MS));
             }
+        }
+    }
+
+    /// When a state file write that failed is to be tried again (a poll deadline).
+    pub(super) fn state_retry_at(&self) -> Option<u64> {
+        self.settings.moderation.unsaved.as_ref().map(|(_, at)| *at)
+    }
+
+    /// At shutdown: one last write of a state the file does not hold yet, whatever the
+    /// retry time; an error when even that fails (those changes are lost).
+    pub(super) fn save_moderation_state_at_exit(&mut self) {
+        let shell = &mut self.settings.moderation;
+        let Some(text) = self
+            .core
+            .take_moderation_state()
+            .or_else(|| shell.unsaved.take().map(|(text, _)| text))
+        else {
+            return;
+        };
+        match state_file::write_atomic(&shell.state_path, &text) {
+            Ok(()) if shell.warned => info!(
+                "the state file {} is written again",
+                shell.state_path.display()
+            ),
+            Ok(()) => {}
+            Err(e) => error!(
+                "cannot write the state file {} before stopping: {e}; the ban and mute changes \
+                 since its last write are lost",
+                shell.state_path.display()
+            ),
         }
     }
 
