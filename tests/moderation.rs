@@ -524,6 +524,55 @@ fn bans_and_mutes_survive_a_restart_and_expired_ones_are_dropped() {
     });
 }
 
+/// Regression: a failed state file write was retried only when something else woke the
+/// event loop, so a quiet server never wrote it; and shutdown made no last attempt.
+#[test]
+fn a_failed_state_write_is_retried_on_a_quiet_server_and_at_shutdown() {
+    let dir = TempDir::new("moderation-retry");
+    let state = dir.path().join("state.json");
+    // A directory where the temporary file goes makes every write fail, even as root.
+    let blocker = dir.path().join("state.json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    // The HTTP deadline is long, so no timer of the API connection wakes the loop either.
+    let mut server = start(json!({
+        "state_file": state.to_str().unwrap(),
+        "http_header_timeout_s": 120.0,
+    }));
+    let ban = api(
+        &mut server,
+        "POST",
+        "/v1/api/bans",
+        Some(json!({"target": "198.51.100.0/24"})),
+    );
+    assert_eq!(ban.status, 200);
+    wait_until("the write failure warning", DEADLINE, || {
+        server.stderr_text().contains("cannot write the state file")
+    });
+    std::fs::remove_dir(&blocker).unwrap();
+    // Nothing else happens: the retry alone writes the file.
+    wait_until("the retried write", DEADLINE, || {
+        std::fs::read_to_string(&state).is_ok_and(|s| s.contains("198.51.100.0/24"))
+    });
+    std::fs::create_dir(&blocker).unwrap();
+    let ban = api(
+        &mut server,
+        "POST",
+        "/v1/api/bans",
+        Some(json!({"target": "192.0.2.0/24"})),
+    );
+    assert_eq!(ban.status, 200);
+    server.sigterm();
+    server.wait_exit(DEADLINE).expect("the server stops");
+    let stderr = server.stderr_text();
+    assert!(
+        stderr.contains("before stopping") && stderr.contains("state.json"),
+        "{stderr}"
+    );
+    assert!(!std::fs::read_to_string(&state)
+        .unwrap()
+        .contains("192.0.2.0/24"));
+}
+
 #[test]
 fn a_corrupt_state_file_stops_start_up_naming_it() {
     let dir = TempDir::new("moderation-corrupt");
@@ -886,6 +935,49 @@ fn trusted_proxies_forward_the_client_address() {
     common::ws::assert_upgraded(&resp);
     direct.send_text("/help");
     direct.expect_message("help", |t| t.starts_with(HELP_HEADER));
+}
+
+/// Regression: one unreadable `X-Forwarded-For` hop used to make the whole header ignored,
+/// so a banned client behind a trusted proxy was let in with the proxy's address.
+#[test]
+fn unparseable_forwarded_hop_does_not_let_a_banned_client_in() {
+    let mut server = start(json!({"trusted_proxies": ["127.0.0.0/8"]}));
+    let addr = server.addr("websocket");
+    let ban = api(
+        &mut server,
+        "POST",
+        "/v1/api/bans",
+        Some(json!({"target": "203.0.113.7"})),
+    );
+    assert_eq!(ban.status, 200);
+    for xff in [
+        "garbage, 203.0.113.7",
+        "203.0.113.7:1234",
+        "203.0.113.7:1234, 127.0.0.9",
+        "[::ffff:203.0.113.7]:1234",
+    ] {
+        let (_, resp) = Ws::handshake(addr, &[("X-Forwarded-For", xff)], b"");
+        assert_eq!(resp.status, 403, "X-Forwarded-For: {xff}");
+        assert_eq!(resp.text(), format!("{BANNED_HERE}\n"));
+    }
+    // The hop that would be the client cannot be read: refused with a clear error.
+    for xff in ["203.0.113.7, garbage", "unknown"] {
+        let (_, resp) = Ws::handshake(addr, &[("X-Forwarded-For", xff)], b"");
+        assert_eq!(resp.status, 400, "X-Forwarded-For: {xff}");
+        assert!(
+            resp.text().starts_with("Bad X-Forwarded-For"),
+            "{}",
+            resp.text()
+        );
+    }
+    // Another client of the proxy, with a port, is welcome under its own address.
+    let (mut ws, resp) = Ws::handshake(addr, &[("X-Forwarded-For", "192.0.2.1:5555")], b"");
+    common::ws::assert_upgraded(&resp);
+    ws.expect_message("greeting", |t| t.starts_with("Welcome"));
+    ws.send_text("proxied");
+    ws.expect_message("thanks", |t| t == thanks("proxied"));
+    let users = api(&mut server, "GET", "/v1/api/users", None).json();
+    assert_eq!(users["Data"]["users"][0]["address"], "192.0.2.1");
 }
 
 #[test]

@@ -20,6 +20,8 @@ pub const OPER_OK: &str = "You are now a server operator.";
 pub const OPER_FAILED: &str = "Invalid operator credentials.";
 pub const OPER_NEEDS_ARGS: &str =
     "Could not find the required name and password in the input, use /oper name password";
+pub const OPER_PENDING: &str =
+    "Your previous /oper attempt is still being checked, please wait for its answer.";
 pub const OPER_BUSY: &str =
     "The server is busy checking other operator logins, please try /oper again in a moment.";
 

@@ -3,6 +3,7 @@
 
 use super::conn::{ms32, Conn, ConnState, HttpConn, Proto};
 use super::io::{Entry, ListenKind};
+use super::limits::exempt_at_accept;
 use super::start::{token, Server};
 use super::timers::TimerKind;
 use crate::chat::{ClientId, Transport};
@@ -112,7 +113,8 @@ impl Server {
             return;
         }
         let ip = peer.ip();
-        let exempt = ip.is_loopback() && !self.settings.limit_loopback;
+        let trusted = self.settings.moderation.trusted(ip);
+        let exempt = exempt_at_accept(kind, ip, self.settings.limit_loopback, trusted);
         if !exempt && self.per_ip.get(ip) >= self.settings.max_per_ip {
             self.refuse(
                 kind,

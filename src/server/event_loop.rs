@@ -84,6 +84,7 @@ impl Server {
             self.io.timers.next(),
             self.core.next_deadline(),
             self.shutdown_at,
+            self.state_retry_at(),
         ]
         .into_iter()
         .flatten()

@@ -1,5 +1,6 @@
 //! Connection limits: the process's file-descriptor limit, and connections per peer address.
 
+use super::io::ListenKind;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -38,6 +39,18 @@ impl PerIp {
     }
 }
 
+/// Whether a connection accepted from `ip` on a `kind` port skips the per-address limit:
+/// loopback (unless `limit_loopback`), and a trusted proxy on the WebSocket port, whose
+/// connections carry many clients and are limited per forwarded client at the upgrade.
+pub fn exempt_at_accept(
+    kind: ListenKind,
+    ip: IpAddr,
+    limit_loopback: bool,
+    trusted_proxy: bool,
+) -> bool {
+    (ip.is_loopback() && !limit_loopback) || (trusted_proxy && kind == ListenKind::WebSocket)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +66,28 @@ mod tests {
         p.remove(a);
         assert_eq!(p.get(a), 0);
         assert!(p.counts.is_empty());
+    }
+
+    /// Regression: a non-loopback trusted proxy counted against the per-address limit at
+    /// accept, so a proxy carrying many clients was refused before any upgrade.
+    #[test]
+    fn trusted_proxy_is_not_limited_per_address_at_accept() {
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        assert!(exempt_at_accept(ListenKind::WebSocket, proxy, true, true));
+        assert!(exempt_at_accept(ListenKind::WebSocket, proxy, false, true));
+        // Only the WebSocket port reads `X-Forwarded-For`; elsewhere the proxy is one peer.
+        assert!(!exempt_at_accept(ListenKind::Telnet, proxy, false, true));
+        assert!(!exempt_at_accept(ListenKind::Rest, proxy, false, true));
+        assert!(!exempt_at_accept(
+            ListenKind::WebSocket,
+            proxy,
+            false,
+            false
+        ));
+        let lo: IpAddr = "127.0.0.3".parse().unwrap();
+        assert!(exempt_at_accept(ListenKind::Telnet, lo, false, false));
+        assert!(!exempt_at_accept(ListenKind::Telnet, lo, true, false));
+        assert!(!exempt_at_accept(ListenKind::WebSocket, lo, true, false));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::proto::http::{Request, Response};
 use crate::proto::telnet;
 use crate::rest::ModerationApi;
 use ipnet::IpNet;
-use log::{info, warn};
+use log::{error, info, warn};
 use mio::net::TcpStream;
 use std::io::Write;
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -33,25 +33,64 @@ pub(crate) struct ModerationShell {
 }
 
 impl ModerationShell {
-    fn trusted(&self, ip: IpAddr) -> bool {
+    pub(super) fn trusted(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.trusted_proxies.iter().any(|n| n.contains(&ip))
     }
 }
 
-/// The client's address from `X-Forwarded-For` (every such header, in order): the last
-/// address that is not itself a trusted proxy. `None` when there is none.
-pub(crate) fn forwarded_client(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
-    let hops: Vec<IpAddr> = req
+/// The client's address from `X-Forwarded-For` (every such header, in order): walking the
+/// hops from the right, trusted proxies are skipped and the first other hop is the client.
+/// A hop may be `ip`, `ip:port`, `[v6]` or `[v6]:port`; empty list elements are ignored.
+/// `Ok(None)` when every hop is trusted (or there is none); `Err(hop)` when the hop that would
+/// be the client cannot be read, so the caller refuses rather than guessing.
+pub(crate) fn forwarded_client<'r>(
+    req: &'r Request,
+    trusted: &[IpNet],
+) -> Result<Option<IpAddr>, &'r str> {
+    let hops: Vec<&str> = req
         .headers
         .iter()
         .filter(|(n, _)| n == "x-forwarded-for")
         .flat_map(|(_, v)| v.split(','))
-        .map(|a| a.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical()))
-        .collect::<Option<Vec<_>>>()?;
-    hops.into_iter()
-        .rev()
-        .find(|ip| !trusted.iter().any(|n| n.contains(ip)))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let ip = parse_hop(hop).ok_or(hop)?;
+        if !trusted.iter().any(|n| n.contains(&ip)) {
+            return Ok(Some(ip));
+        }
+    }
+    Ok(None)
+}
+
+/// One `X-Forwarded-For` hop: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let ip = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse::<std::net::Ipv6Addr>().ok())
+                .map(IpAddr::V6)
+        })?;
+    Some(ip.to_canonical())
+}
+
+/// The `400` refusing an upgrade whose forwarded client address cannot be read.
+fn bad_forwarded_response(hop: &str) -> Response {
+    let shown: String = hop.chars().take(64).filter(|c| !c.is_control()).collect();
+    Response::text(
+        400,
+        &format!(
+            "Bad X-Forwarded-For: the client address {shown:?} is not an IP address \
+             (expected ip, ip:port or [ipv6]:port).\n"
+        ),
+    )
+    .closing()
 }
 
 impl Server {
@@ -119,6 +158,36 @@ impl Server {
         }
     }
 
+    /// When a state file write that failed is to be tried again (a poll deadline).
+    pub(super) fn state_retry_at(&self) -> Option<u64> {
+        self.settings.moderation.unsaved.as_ref().map(|(_, at)| *at)
+    }
+
+    /// At shutdown: one last write of a state the file does not hold yet, whatever the
+    /// retry time; an error when even that fails (those changes are lost).
+    pub(super) fn save_moderation_state_at_exit(&mut self) {
+        let shell = &mut self.settings.moderation;
+        let Some(text) = self
+            .core
+            .take_moderation_state()
+            .or_else(|| shell.unsaved.take().map(|(text, _)| text))
+        else {
+            return;
+        };
+        match state_file::write_atomic(&shell.state_path, &text) {
+            Ok(()) if shell.warned => info!(
+                "the state file {} is written again",
+                shell.state_path.display()
+            ),
+            Ok(()) => {}
+            Err(e) => error!(
+                "cannot write the state file {} before stopping: {e}; the ban and mute changes \
+                 since its last write are lost",
+                shell.state_path.display()
+            ),
+        }
+    }
+
     /// At accept: a banned address gets `You are banned from this server.` (telnet) or a
     /// `403` (WebSocket port) and is closed. True when refused. A trusted proxy's
     /// connections are judged at the WebSocket upgrade instead, by the forwarded address.
@@ -156,7 +225,15 @@ impl Server {
         let peer = self.io.conn_mut(id)?.peer;
         let mut addr = peer.ip();
         if self.settings.moderation.trusted(addr) {
-            if let Some(client) = forwarded_client(req, &self.settings.moderation.trusted_proxies) {
+            let forwarded = forwarded_client(req, &self.settings.moderation.trusted_proxies);
+            let client = match forwarded {
+                Ok(client) => client,
+                Err(hop) => {
+                    self.io.metrics.refused += 1;
+                    return Some(bad_forwarded_response(hop));
+                }
+            };
+            if let Some(client) = client {
                 let exempt = client.is_loopback() && !self.settings.limit_loopback;
                 if !exempt && self.per_ip.get(client) >= self.settings.max_per_ip {
                     self.io.metrics.refused += 1;
@@ -250,7 +327,7 @@ mod tests {
     #[test]
     fn last_untrusted_hop_is_the_client() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let ip = |s: &str| Ok(Some(s.parse::<IpAddr>().unwrap()));
         assert_eq!(
             forwarded_client(&req(&["203.0.113.7"]), &trusted),
             ip("203.0.113.7")
@@ -259,12 +336,67 @@ mod tests {
             forwarded_client(&req(&["198.51.100.1, 203.0.113.7", "10.1.1.1"]), &trusted),
             ip("203.0.113.7")
         );
-        assert_eq!(forwarded_client(&req(&["10.2.2.2"]), &trusted), None);
-        assert_eq!(forwarded_client(&req(&["garbage"]), &trusted), None);
-        assert_eq!(forwarded_client(&req(&[]), &trusted), None);
+        assert_eq!(forwarded_client(&req(&["10.2.2.2"]), &trusted), Ok(None));
+        assert_eq!(forwarded_client(&req(&[]), &trusted), Ok(None));
         assert_eq!(
             forwarded_client(&req(&["2001:db8::1"]), &trusted),
             ip("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(&req(&["::ffff:203.0.113.7"]), &trusted),
+            ip("203.0.113.7")
+        );
+    }
+
+    /// Regression: one unreadable hop used to make the whole header ignored, so a banned
+    /// client behind a trusted proxy got the proxy's address by adding garbage or a port.
+    #[test]
+    fn unparseable_forwarded_hop_does_not_hide_the_client() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| Ok(Some(s.parse::<IpAddr>().unwrap()));
+        // Hops left of the client are never read.
+        assert_eq!(
+            forwarded_client(&req(&["garbage, 203.0.113.7"]), &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            forwarded_client(&req(&["garbage", "203.0.113.7, 10.0.0.1"]), &trusted),
+            ip("203.0.113.7")
+        );
+        // Ports are accepted, bracketed IPv6 too.
+        assert_eq!(
+            forwarded_client(&req(&["203.0.113.7:1234"]), &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            forwarded_client(&req(&["[2001:db8::1]:443"]), &trusted),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(&req(&["[2001:db8::1]"]), &trusted),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(&req(&["203.0.113.7, 10.0.0.1:80"]), &trusted),
+            ip("203.0.113.7")
+        );
+        // Empty list elements are skipped.
+        assert_eq!(
+            forwarded_client(&req(&["203.0.113.7, ,"]), &trusted),
+            ip("203.0.113.7")
+        );
+        // The hop that would be the client cannot be read: an error, never the proxy.
+        assert_eq!(
+            forwarded_client(&req(&["garbage"]), &trusted),
+            Err("garbage")
+        );
+        assert_eq!(
+            forwarded_client(&req(&["203.0.113.7, unknown, 10.0.0.1"]), &trusted),
+            Err("unknown")
+        );
+        assert_eq!(
+            forwarded_client(&req(&["203.0.113.7:99999"]), &trusted),
+            Err("203.0.113.7:99999")
         );
     }
 }

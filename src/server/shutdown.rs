@@ -87,6 +87,7 @@ impl Server {
     }
 
     pub(super) fn finish_shutdown(mut self) -> io::Result<()> {
+        self.save_moderation_state_at_exit();
         let now = self.clock.now();
         let _ = self.io.log(
             now,

@@ -172,18 +172,28 @@ impl Moderation {
         Some(now.mono_ms.saturating_add(wait))
     }
 
-    /// Forgets a closed connection.
+    /// Forgets a closed connection, and its `/oper` attempt if still queued (a closed
+    /// connection's attempt would cost a check slot for nothing).
     pub(super) fn forget(&mut self, id: ClientId) {
         self.failures.remove(&id);
+        self.pending.retain(|a| a.id != id);
     }
 
     /// A user renamed with `/nick`: a mute on the old nickname moves to the new one, so a
-    /// muted user cannot talk again by renaming.
+    /// muted user cannot talk again by renaming. When the new nickname is muted as well, the
+    /// longer mute stays (a permanent one outlasts any timed one).
     pub(super) fn renamed(&mut self, old: &Nick, new: Nick) {
-        if let Some(mut mute) = self.mutes.remove(&old.lower()) {
-            mute.nick = new;
-            self.mutes.insert(new.lower(), mute);
-            self.dirty = true;
+        let Some(mut mute) = self.mutes.remove(&old.lower()) else {
+            return;
+        };
+        self.dirty = true;
+        mute.nick = new;
+        match self.mutes.get_mut(&new.lower()) {
+            Some(kept) if outlasts(kept.until_ms, mute.until_ms) => kept.nick = new,
+            Some(kept) => *kept = mute,
+            None => {
+                self.mutes.insert(new.lower(), mute);
+            }
         }
     }
 
@@ -191,6 +201,16 @@ impl Moderation {
         self.mutes
             .get(&nick.lower())
             .filter(|m| m.until_ms.is_none_or(|t| t > now.unix_ms))
+    }
+}
+
+/// Whether a mute ending at `a` lasts at least as long as one ending at `b` (`None`:
+/// permanent).
+fn outlasts(a: Option<i64>, b: Option<i64>) -> bool {
+    match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a >= b,
     }
 }
 
@@ -356,6 +376,10 @@ impl ChatCore {
             self.refuse(now, id, t::OPER_NEEDS_ARGS, out);
             return;
         }
+        if self.moderation.pending.iter().any(|a| a.id == id) {
+            out.send(id, t::OPER_PENDING);
+            return;
+        }
         if self.moderation.pending.len() >= MAX_PENDING_OPER {
             out.send(id, t::OPER_BUSY);
             return;
@@ -374,13 +398,16 @@ impl ChatCore {
         if now.mono_ms < self.moderation.next_check_ms {
             return;
         }
-        let Some(attempt) = self.moderation.pending.pop_front() else {
-            return;
+        // An attempt whose connection is gone is dropped without spending the check's slot.
+        let (attempt, nick) = loop {
+            let Some(attempt) = self.moderation.pending.pop_front() else {
+                return;
+            };
+            if let Some(nick) = self.session(attempt.id).and_then(|s| s.nick) {
+                break (attempt, nick);
+            }
         };
         self.moderation.next_check_ms = now.mono_ms + OPER_CHECK_INTERVAL_MS;
-        let Some(nick) = self.session(attempt.id).and_then(|s| s.nick) else {
-            return; // gone meanwhile
-        };
         let ops = &self.moderation.operators;
         let ok = match ops.iter().find(|o| o.name == attempt.name) {
             Some(op) => verify_password(&op.password_hash, &attempt.password),

@@ -211,3 +211,104 @@ fn a_mute_follows_a_rename() {
         Ok("quiet".into())
     );
 }
+
+/// Regression: one connection could queue many `/oper` attempts, and the attempts of closed
+/// connections still cost a check slot each, so a legitimate `/oper` waited seconds.
+#[test]
+fn oper_queue_holds_one_attempt_per_connection_and_drops_closed_ones() {
+    let mut out = Rec::default();
+    let users = [
+        ("a", [10, 0, 0, 1]),
+        ("b", [10, 0, 0, 2]),
+        ("c", [10, 0, 0, 3]),
+    ];
+    let mut core = core_with_users(&mut out, &users);
+    core.handle_line(at(1), id(1), "/oper alice wrong", &mut out);
+    for _ in 0..10 {
+        core.handle_line(at(1), id(1), "/oper alice wrong-again", &mut out);
+    }
+    let pending = "Your previous /oper attempt is still being checked, please wait for its answer.";
+    assert_eq!(out.sent.len(), 10);
+    assert!(out.sent.iter().all(|(to, t)| *to == 1 && t == pending));
+    out.sent.clear();
+    // `b` queues behind `a`, then `a` closes: its attempt goes with it.
+    core.handle_line(at(2), id(2), "/oper alice wrong", &mut out);
+    core.handle_line(at(3), id(3), "/oper alice s3cret-pass", &mut out);
+    core.handle_disconnect(at(4), id(1), CloseReason::Eof, &mut out);
+    out.sent.clear();
+    core.handle_oper_check(at(5), &mut out);
+    assert_eq!(
+        out.sent,
+        vec![(2, "Invalid operator credentials.".to_string())]
+    );
+    // `b` may try again once answered.
+    core.handle_line(at(6), id(2), "/oper alice wrong", &mut out);
+    assert_eq!(
+        out.sent.len(),
+        1,
+        "no notice: the first attempt was answered"
+    );
+    // `c` closes before its check: the slot is not spent on it, `b` is checked at once.
+    core.handle_disconnect(at(7), id(3), CloseReason::Eof, &mut out);
+    core.handle_oper_check(at(105), &mut out);
+    assert_eq!(
+        out.sent[1],
+        (2, "Invalid operator credentials.".to_string())
+    );
+    core.handle_oper_check(at(300), &mut out);
+    assert_eq!(out.sent.len(), 2, "nothing left queued");
+}
+
+/// A queued attempt of a closed connection costs no check slot: the next user's attempt is
+/// checked at once.
+#[test]
+fn a_gone_attempt_does_not_spend_the_check_slot() {
+    let mut out = Rec::default();
+    let mut core = core_with_users(&mut out, &[("a", [10, 0, 0, 1]), ("b", [10, 0, 0, 2])]);
+    core.handle_line(at(1), id(1), "/oper alice wrong", &mut out);
+    core.handle_disconnect(at(2), id(1), CloseReason::Eof, &mut out);
+    core.handle_line(at(3), id(2), "/oper alice s3cret-pass", &mut out);
+    core.handle_oper_check(at(4), &mut out);
+    assert!(core.is_operator(id(2)));
+}
+
+/// Regression: renaming a muted user onto a nickname with its own mute overwrote that
+/// mute, so a permanent mute could be shortened by someone else's timed one.
+#[test]
+fn rename_onto_a_muted_nick_keeps_the_longer_mute() {
+    let mut out = Rec::default();
+    let users = [
+        ("op", [10, 0, 0, 1]),
+        ("loud", [10, 0, 0, 2]),
+        ("quiet", [10, 0, 0, 3]),
+        ("brief", [10, 0, 0, 4]),
+    ];
+    let mut core = core_with_users(&mut out, &users);
+    core.mute(at(1), Actor::Api, "quiet", None, &mut out)
+        .unwrap();
+    core.mute(at(1), Actor::Api, "loud", Some(3_600_000), &mut out)
+        .unwrap();
+    core.mute(at(1), Actor::Api, "brief", Some(60_000), &mut out)
+        .unwrap();
+    core.handle_disconnect(at(2), id(3), CloseReason::Eof, &mut out);
+    // A timed mute renamed onto a permanently muted nickname: the permanent one stays.
+    core.handle_line(at(3), id(2), "/nick quiet", &mut out);
+    assert_eq!(core.nick_of(id(2)), Some("quiet"));
+    out.sent.clear();
+    core.handle_line(at(4), id(2), "/me shouts", &mut out);
+    assert_eq!(out.sent, vec![(2, "You are muted.".to_string())]);
+    // A shorter mute renamed onto a longer one keeps the longer; the longer renamed onto
+    // the shorter replaces it.
+    core.handle_line(at(5), id(2), "/nick other", &mut out);
+    core.handle_disconnect(at(6), id(2), CloseReason::Eof, &mut out);
+    core.handle_line(at(7), id(4), "/nick other", &mut out);
+    assert_eq!(core.nick_of(id(4)), Some("other"));
+    out.sent.clear();
+    core.handle_line(at(8), id(4), "/me whispers", &mut out);
+    assert_eq!(out.sent, vec![(4, "You are muted.".to_string())]);
+    let state = core.take_moderation_state().unwrap();
+    assert!(
+        !state.contains("\"brief\"") && !state.contains("\"loud\""),
+        "{state}"
+    );
+}
