@@ -1,7 +1,7 @@
 //! [`ChatCore`]: sessions, nicknames, channels and commands.
 
 use super::command::{is_valid_channel, parse_command, Command};
-use super::event::{Event, EventKind, Member, Presence, Said};
+use super::event::{Event, EventKind, Member, Members, Presence, Said};
 use super::history::{Entry, EntryKind, History};
 use super::nick::Nick;
 use super::presence::{summary, PresenceConfig, PresenceNotices};
@@ -483,7 +483,7 @@ impl ChatCore {
                             line: &text,
                             kind: EventKind::Members {
                                 channel: &channel.name,
-                                members: &members,
+                                members: Members::Listed(&members),
                             },
                         };
                         out.publish(&[id], &event);
@@ -576,12 +576,14 @@ impl ChatCore {
             )
             .unwrap_or(0);
         if let Some(channel) = self.channels.get(ch as usize) {
-            let members = self.members(&channel.members);
+            // Listed only for a JSON client: a text joiner needs the count alone, and
+            // building the list per join would make a join storm quadratic.
+            let list = || self.members(&channel.members);
             let event = Event {
                 line: &s::others_in_channel(others),
                 kind: EventKind::Members {
                     channel: &shown,
-                    members: &members,
+                    members: Members::Lazy(&list),
                 },
             };
             out.publish(&[id], &event);

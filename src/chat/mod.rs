@@ -24,7 +24,7 @@ pub use self::core::moderation::{
     BanInfo, ChannelInfo, ModError, Operator, UserInfo, MAX_OPER_FAILURES,
 };
 pub use self::core::{AnnounceError, ChatCore, CoreConfig, Stats};
-pub use self::event::{Event, EventKind, Member, Presence, Replayed, Said};
+pub use self::event::{Event, EventKind, Member, Members, Presence, Replayed, Said};
 pub use self::history::{Entry, EntryKind, History, Ring};
 pub use self::moderation_text::{BANNED_HERE, NICK_BANNED};
 pub use self::nick::Nick;
