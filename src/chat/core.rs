@@ -15,10 +15,10 @@ use std::net::SocketAddr;
 
 mod action;
 use action::Speech;
+mod away;
 mod ignore;
 mod info;
 pub(super) mod moderation;
-mod presence;
 mod rename;
 mod replay;
 mod topic;
