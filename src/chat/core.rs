@@ -14,7 +14,6 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
 mod action;
-use action::Speech;
 mod away;
 mod ignore;
 mod info;
@@ -22,6 +21,8 @@ pub(super) mod moderation;
 mod rename;
 mod replay;
 mod topic;
+
+use action::Speech;
 
 /// Settings of the core.
 #[derive(Clone, Debug)]
