@@ -9,7 +9,7 @@
 
 mod common;
 
-use chat_server::chat::{Event, EventKind, Member, Presence, Said};
+use chat_server::chat::{Event, EventKind, Member, Members, Presence, Said};
 use chat_server::server::{encode_event, Wire};
 use common::http::request;
 use common::ws::*;
@@ -59,7 +59,7 @@ fn event_of<'a>(kind: u8, line: &'a str, text: &'a str, members: &'a [Member<'a>
         }),
         4 => EventKind::Members {
             channel: "#g",
-            members,
+            members: Members::Listed(members),
         },
         5 => EventKind::Nick {
             seq: 7,

@@ -1067,3 +1067,35 @@ fn every_error_string_over_both_transports() {
         .iter()
         .any(|e| e["error"] == "You can not mute yourself."));
 }
+
+/// Setting a topic reaches everyone in the channel, so a muted user may not do it; showing
+/// the topic and renaming stay allowed (a rename keeps the mute).
+#[test]
+fn muted_user_cannot_set_a_channel_topic() {
+    let server = start(json!({}));
+    let mut op = operator(&server, "op");
+    join(&mut op, "op", "#general");
+    let mut carol = user_from(&server, "127.0.0.3", "carol");
+    join(&mut carol, "carol", "#general");
+    op.expect_match("carol's join", |l| {
+        is_event(l, "carol", "just joined channel #general")
+    });
+    op.send_line("/mute @carol");
+    op.expect("@carol is muted.");
+    carol.expect("You are muted.");
+    carol.send_line("/topic secret plans");
+    carol.expect("You are muted.");
+    carol.send_line("/topic");
+    carol.expect("#general has no topic.");
+    carol.send_line("/nick carla");
+    carol.wait_for("the rename", |l| l.contains("@carla"));
+    carol.send_line("/topic still secret");
+    carol.expect("You are muted.");
+    // The op saw the rename and no topic: the topic is still unset.
+    op.send_line("/topic");
+    let (before, _) = op.wait_for("the topic answer", |l| l == "#general has no topic.");
+    assert!(
+        before.iter().all(|l| !l.contains("set the topic")),
+        "a muted user's topic reached the channel: {before:?}"
+    );
+}

@@ -894,3 +894,31 @@ fn websocket_chat_is_logged() {
     });
     assert_eq!(connect["transport"], "websocket", "{connect}");
 }
+
+/// Lines held by the rate limit are delivered before a close frame read in the same write
+/// is acted on: nothing the client sent before closing is lost.
+#[test]
+fn close_frame_after_rate_limited_lines_loses_none_of_them() {
+    let mut srv = ws_server(json!({"lines_per_s": 50.0}));
+    let addr = srv.addr("websocket");
+    let mut bob = Ws::user_in(addr, "bob", "#burst");
+    let mut alice = Ws::user_in(addr, "alice", "#burst");
+    bob.expect_message("alice's join", |t| {
+        is_event(t, "alice", "just joined channel #burst")
+    });
+    let mut bytes = Vec::new();
+    for i in 0..60 {
+        bytes.extend(text_frame(&format!("line {i}")));
+    }
+    bytes.extend(client_frame(OP_CLOSE, &1000u16.to_be_bytes()));
+    alice.send(&bytes);
+    for i in 0..60 {
+        let want = format!("line {i}");
+        bob.expect_message(&format!("alice's {want:?}"), |t| is_chat(t, "alice", &want));
+    }
+    bob.expect_message("alice's leave notice", |t| {
+        is_event(t, "alice", "left channel #burst")
+    });
+    let echoed = alice.expect_close(1000);
+    assert_eq!(echoed.len(), 60, "{echoed:?}");
+}

@@ -105,6 +105,23 @@ pub const HELP: [(&str, &str); 16] = [
     ),
 ];
 
+/// Whether a line, as typed, speaks to other users: chat text, `/msg`, `/me`, and setting a
+/// channel's topic (`/topic text`). This is what a muted user may not send. Renaming,
+/// joining, `/away` and the commands that only answer the sender do not count.
+pub fn talks_to_others(line: &str) -> bool {
+    match parse_command(line) {
+        None => true,
+        Some(Ok(Command::Msg { .. } | Command::Me(_) | Command::Topic(Some(_)))) => true,
+        Some(_) => false,
+    }
+}
+
+/// Whether a line is `/quit` (the one command that still goes through while chat input is
+/// paused: leaving only lightens the server's load).
+pub fn is_quit(line: &str) -> bool {
+    matches!(parse_command(line), Some(Ok(Command::Quit)))
+}
+
 /// Parses a line. `None` when the line is not a command (does not start with `/`).
 /// The command word must match exactly: `/helpme` is an unknown command.
 pub fn parse_command(line: &str) -> Option<Result<Command<'_>, CommandError<'_>>> {
@@ -447,5 +464,26 @@ mod tests {
         assert!(!is_valid_nick("al ice"));
         assert!(!is_valid_nick("/help"));
         assert!(!is_valid_nick("é"));
+    }
+
+    #[test]
+    fn talks_to_others_covers_chat_msg_me_and_setting_a_topic() {
+        for line in ["hello", "/msg @bob hi", "/me waves", "/topic new topic"] {
+            assert!(talks_to_others(line), "{line:?}");
+        }
+        for line in [
+            "/topic",
+            "/topic   ",
+            "/nick bob",
+            "/join #x",
+            "/away",
+            "/quit",
+            "/help",
+        ] {
+            assert!(!talks_to_others(line), "{line:?}");
+        }
+        assert!(is_quit("/quit"));
+        assert!(!is_quit("/quitter"));
+        assert!(!is_quit("quit"));
     }
 }

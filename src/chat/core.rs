@@ -1,7 +1,7 @@
 //! [`ChatCore`]: sessions, nicknames, channels and commands.
 
 use super::command::{is_valid_channel, parse_command, Command};
-use super::event::{Event, EventKind, Member, Presence, Said};
+use super::event::{Event, EventKind, Member, Members, Presence};
 use super::history::{Entry, EntryKind, History};
 use super::nick::Nick;
 use super::presence::{summary, PresenceConfig, PresenceNotices};
@@ -14,13 +14,15 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
 mod action;
+mod away;
 mod ignore;
 mod info;
 pub(super) mod moderation;
-mod presence;
 mod rename;
 mod replay;
 mod topic;
+
+use action::Speech;
 
 /// Settings of the core.
 #[derive(Clone, Debug)]
@@ -424,35 +426,7 @@ impl ChatCore {
         let Some(nick) = sess.nick else {
             return;
         };
-        let Some(channel) = self.channels.get(ch as usize) else {
-            return;
-        };
-        let record = Record::Chat {
-            nick: Cow::Borrowed(&nick),
-            channel: Cow::Borrowed(&channel.name),
-            text: Cow::Borrowed(text),
-        };
-        let Ok(seq) = out.log(now, &record) else {
-            out.send(id, s::NOT_LOGGED);
-            return;
-        };
-        let kitchen = self.kitchen(now).to_owned();
-        let msg = s::chat(&kitchen, &nick, text);
-        if let Some(channel) = self.channels.get(ch as usize) {
-            let event = Event {
-                line: &msg,
-                kind: EventKind::Chat(Said {
-                    seq,
-                    ts_ms: now.unix_ms,
-                    channel: &channel.name,
-                    nick: &nick,
-                    text,
-                }),
-            };
-            out.publish(&channel.members, &event);
-            let entry = Entry::new(EntryKind::Chat, seq, now.unix_ms, &nick, text);
-            self.history.push(&channel.name, entry);
-        }
+        self.say(now, id, ch, &nick, text, Speech::Chat, out);
     }
 
     fn command(&mut self, now: Now, id: ClientId, cmd: Command<'_>, out: &mut impl Outbox) {
@@ -483,7 +457,7 @@ impl ChatCore {
                             line: &text,
                             kind: EventKind::Members {
                                 channel: &channel.name,
-                                members: &members,
+                                members: Members::Listed(&members),
                             },
                         };
                         out.publish(&[id], &event);
@@ -576,12 +550,14 @@ impl ChatCore {
             )
             .unwrap_or(0);
         if let Some(channel) = self.channels.get(ch as usize) {
-            let members = self.members(&channel.members);
+            // Listed only for a JSON client: a text joiner needs the count alone, and
+            // building the list per join would make a join storm quadratic.
+            let list = || self.members(&channel.members);
             let event = Event {
                 line: &s::others_in_channel(others),
                 kind: EventKind::Members {
                     channel: &shown,
-                    members: &members,
+                    members: Members::Lazy(&list),
                 },
             };
             out.publish(&[id], &event);

@@ -54,6 +54,25 @@ pub struct Member<'a> {
     pub away: bool,
 }
 
+/// The member list of a `members` event: listed, or built only when the event is encoded
+/// as JSON (a text client gets the `line` alone, so a join by a text client lists nobody).
+#[derive(Clone, Copy)]
+pub enum Members<'a> {
+    /// The list, already built.
+    Listed(&'a [Member<'a>]),
+    /// Builds the list.
+    Lazy(&'a dyn Fn() -> Vec<Member<'a>>),
+}
+
+impl std::fmt::Debug for Members<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Members::Listed(list) => f.debug_tuple("Listed").field(list).finish(),
+            Members::Lazy(_) => f.write_str("Lazy"),
+        }
+    }
+}
+
 /// One entry of a `history` event: the remembered entry and its line as replayed.
 #[derive(Clone, Debug)]
 pub struct Replayed<'a> {
@@ -127,7 +146,7 @@ pub enum EventKind<'a> {
         /// Channel.
         channel: &'a str,
         /// Members in channel order.
-        members: &'a [Member<'a>],
+        members: Members<'a>,
     },
     /// A history replay block.
     History {
@@ -258,7 +277,10 @@ impl Serialize for Event<'_> {
             }
             EventKind::Members { channel, members } => {
                 m.serialize_entry("channel", channel)?;
-                m.serialize_entry("members", &MemberList(members))?;
+                match members {
+                    Members::Listed(list) => m.serialize_entry("members", &MemberList(list))?,
+                    Members::Lazy(build) => m.serialize_entry("members", &MemberList(&build()))?,
+                }
             }
             EventKind::History {
                 channel,
@@ -350,7 +372,7 @@ mod tests {
     /// 2026-11-27T15:04:05.123Z
     const T: i64 = 1_795_791_845_123;
 
-    fn golden(line: &str, kind: EventKind<'_>, want: &str) {
+    fn golden<'a>(line: &'a str, kind: EventKind<'a>, want: &str) {
         let event = Event { line, kind };
         assert_eq!(event.to_json(), want);
         let value: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();
@@ -464,7 +486,16 @@ mod tests {
             "There are 1 other users in this channel.",
             EventKind::Members {
                 channel: "#g",
-                members: &members,
+                members: Members::Listed(&members),
+            },
+            r##"{"type":"members","channel":"#g","members":[{"nick":"alice","away":false},{"nick":"bob","away":true}],"line":"There are 1 other users in this channel."}"##,
+        );
+        let build = || members.to_vec();
+        golden(
+            "There are 1 other users in this channel.",
+            EventKind::Members {
+                channel: "#g",
+                members: Members::Lazy(&build),
             },
             r##"{"type":"members","channel":"#g","members":[{"nick":"alice","away":false},{"nick":"bob","away":true}],"line":"There are 1 other users in this channel."}"##,
         );

@@ -16,13 +16,15 @@ mod presence;
 mod strings;
 
 pub use self::banlist::{parse_target, BanTarget};
-pub use self::command::{is_valid_channel, parse_command, Command, CommandError};
+pub use self::command::{
+    is_quit, is_valid_channel, parse_command, talks_to_others, Command, CommandError,
+};
 pub use self::core::moderation::{
     error_text as moderation_error_text, hash_password, is_valid_hash, verify_password, Actor,
     BanInfo, ChannelInfo, ModError, Operator, UserInfo, MAX_OPER_FAILURES,
 };
 pub use self::core::{AnnounceError, ChatCore, CoreConfig, Stats};
-pub use self::event::{Event, EventKind, Member, Presence, Replayed, Said};
+pub use self::event::{Event, EventKind, Member, Members, Presence, Replayed, Said};
 pub use self::history::{Entry, EntryKind, History, Ring};
 pub use self::moderation_text::{BANNED_HERE, NICK_BANNED};
 pub use self::nick::Nick;

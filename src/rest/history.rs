@@ -6,7 +6,7 @@
 //! channel with nothing remembered answers an empty list.
 
 use super::envelope::{ApiError, Ctx};
-use super::query::decode_component;
+use super::query::{decode_component, query_values};
 use super::ServerView;
 use crate::chat::{Entry, EntryKind};
 use crate::proto::http::{Request, Response};
@@ -65,33 +65,7 @@ pub(crate) fn respond(req: &Request, view: &dyn ServerView, ctx: &Ctx) -> Respon
 
 /// `limit` and `before`, checked.
 fn params(query: &str) -> Result<(usize, u64), ApiError> {
-    let (mut limit, mut before) = (None, None);
-    for part in query.split('&').filter(|p| !p.is_empty()) {
-        let (raw_name, raw_value) = part.split_once('=').unwrap_or((part, ""));
-        let (Some(name), Some(value)) = (decode_component(raw_name), decode_component(raw_value))
-        else {
-            return Err(ApiError::err(
-                "invalid-query",
-                "The query string is not valid percent-encoded UTF-8",
-            ));
-        };
-        let slot = match name.as_str() {
-            "limit" => &mut limit,
-            "before" => &mut before,
-            _ => {
-                return Err(ApiError::err(
-                    "unknown-parameter",
-                    "Unknown query parameter; known: limit, before",
-                ))
-            }
-        };
-        if slot.replace(value).is_some() {
-            return Err(ApiError::err(
-                "duplicate-parameter",
-                format!("The query parameter {name:?} is given more than once"),
-            ));
-        }
-    }
+    let [limit, before] = query_values(query, ["limit", "before"])?;
     let number = |v: &str| {
         (!v.is_empty() && v.len() <= 16 && v.bytes().all(|b| b.is_ascii_digit()))
             .then(|| v.parse::<u64>().ok())

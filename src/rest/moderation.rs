@@ -4,6 +4,7 @@
 
 use super::auth;
 use super::envelope::{ApiError, Ctx};
+use super::query::query_values;
 use super::{RestConfig, ServerView};
 use crate::chat::duration::MAX_DURATION_MS;
 use crate::chat::{BanInfo, ChannelInfo, ModError, UserInfo};
@@ -238,49 +239,8 @@ fn mute(req: &Request, api: &mut dyn ModerationApi) -> Result<Value, Failure> {
 
 /// The one query parameter an endpoint takes (`target` or `nick`), percent-decoded.
 fn query_value(req: &Request, name: &'static str) -> Result<String, Failure> {
-    let mut found = None;
-    for part in req.query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        let (Some(k), Some(v)) = (decode(k), decode(v)) else {
-            return Err(bad(
-                "invalid-query",
-                "The query string is not valid percent-encoded UTF-8",
-            ));
-        };
-        if k != name {
-            return Err(bad(
-                "unknown-parameter",
-                format!("Unknown query parameter; this endpoint takes only {name}"),
-            ));
-        }
-        if found.replace(v).is_some() {
-            return Err(bad(
-                "duplicate-parameter",
-                format!("The query parameter {name} is given more than once"),
-            ));
-        }
-    }
+    let [found] = query_values(&req.query, [name]).map_err(|e| (400, e))?;
     found
         .filter(|v| !v.is_empty())
         .ok_or_else(|| bad("missing-parameter", format!("{name} is required")))
-}
-
-/// Decodes one `application/x-www-form-urlencoded` component.
-fn decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }

@@ -176,9 +176,14 @@ const NAMES: [&str; 7] = [
     "pattern", "channel", "nick", "since", "until", "limit", "cursor",
 ];
 
-/// Parses and checks the query string.
-pub(crate) fn parse_params(query: &str) -> Result<Params, ApiError> {
-    let mut values: [Option<String>; 7] = Default::default();
+/// The values a query string gives the parameters `names`, percent-decoded, in that order.
+/// Each may be given once; any other name, or a component that is not percent-encoded
+/// UTF-8, is refused.
+pub(super) fn query_values<const N: usize>(
+    query: &str,
+    names: [&str; N],
+) -> Result<[Option<String>; N], ApiError> {
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
     for part in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_name, raw_value) = part.split_once('=').unwrap_or((part, ""));
         let (Some(name), Some(value)) = (decode_component(raw_name), decode_component(raw_value))
@@ -188,13 +193,13 @@ pub(crate) fn parse_params(query: &str) -> Result<Params, ApiError> {
                 "The query string is not valid percent-encoded UTF-8",
             ));
         };
-        let Some(index) = NAMES.iter().position(|n| *n == name) else {
+        let Some(index) = names.iter().position(|n| *n == name) else {
             return Err(ApiError::err(
                 "unknown-parameter",
                 format!(
                     "Unknown query parameter {:?}; known: {}",
                     quote(&name, 64),
-                    NAMES.join(", ")
+                    names.join(", ")
                 ),
             ));
         };
@@ -205,6 +210,12 @@ pub(crate) fn parse_params(query: &str) -> Result<Params, ApiError> {
             ));
         }
     }
+    Ok(values)
+}
+
+/// Parses and checks the query string.
+pub(crate) fn parse_params(query: &str) -> Result<Params, ApiError> {
+    let values = query_values(query, NAMES)?;
     let [pattern, channel, nick, since, until, limit, cursor] = values;
 
     let regex = match pattern.as_deref() {

@@ -83,9 +83,25 @@ pub enum ConnState {
     Dead(CloseReason),
 }
 
-/// Lines a rate-limited connection sent beyond its allowance, waiting for tokens. Bounded
-/// by what one read can bring in; while it is non-empty the socket is not read.
-pub type Backlog = VecDeque<Box<str>>;
+/// Lines a connection sent beyond its allowance (or while input is paused), waiting for
+/// their turn. Bounded by what one read can bring in; while it exists the socket is not read.
+#[derive(Default)]
+pub struct Backlog {
+    /// The waiting lines, oldest first.
+    pub lines: VecDeque<Box<str>>,
+    /// A WebSocket close read after those lines: acted on once they are all handled, so a
+    /// client that sends its last messages and closes in one write loses none of them.
+    pub close: Option<PendingClose>,
+}
+
+/// A WebSocket close waiting for the lines read before it.
+#[derive(Clone, Copy, Debug)]
+pub enum PendingClose {
+    /// The client closed with this code (1005 when it sent none).
+    Close(u16),
+    /// The client broke the protocol; close with this code.
+    Fail(u16),
+}
 
 /// One client connection.
 pub struct Conn {

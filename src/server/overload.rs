@@ -118,17 +118,17 @@ impl Server {
             self.io.timers.arm(id, at_ms, TimerKind::RateResume);
             return Turn::Out;
         }
-        let Some(line) = conn.backlog.as_mut().and_then(|b| b.pop_front()) else {
-            conn.backlog = None;
+        let Some(line) = conn.backlog.as_mut().and_then(|b| b.lines.pop_front()) else {
+            let close = conn.backlog.take().and_then(|b| b.close);
             conn.held = false;
-            // Edge-triggered: bytes may be waiting that no new edge will announce.
-            self.remember_pending(id.key as usize);
+            self.backlog_drained(id, close);
             return Turn::Out;
         };
         conn.tokens -= 1.0;
-        let more = conn.backlog.as_ref().is_some_and(|b| !b.is_empty());
+        let more = conn.backlog.as_ref().is_some_and(|b| !b.lines.is_empty());
+        let mut close = None;
         if !more {
-            conn.backlog = None;
+            close = conn.backlog.take().and_then(|b| b.close);
             conn.held = false;
         }
         self.io.metrics.messages_in += 1;
@@ -136,7 +136,7 @@ impl Server {
         if more {
             Turn::More
         } else {
-            self.remember_pending(id.key as usize);
+            self.backlog_drained(id, close);
             Turn::Out
         }
     }

@@ -1,6 +1,7 @@
-//! `/me action`: an action shown to the user's channel.
+//! What a user says in a channel: chat text and `/me action`, logged, shown and remembered
+//! the same way.
 
-use super::ChatCore;
+use super::{ChannelKey, ChatCore};
 use crate::chat::event::{Event, EventKind, Said};
 use crate::chat::history::{Entry, EntryKind};
 use crate::chat::strings as s;
@@ -8,9 +9,17 @@ use crate::chat::{ClientId, Now, Outbox};
 use crate::record::Record;
 use std::borrow::Cow;
 
+/// The two ways of saying something in a channel.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Speech {
+    /// A chat line.
+    Chat,
+    /// A `/me` action.
+    Action,
+}
+
 impl ChatCore {
-    /// `/me action`: logged like a chat message (refused when it cannot be), then shown to
-    /// every member of the user's channel, the user included, and kept in its history.
+    /// `/me action`: said like a chat message (see [`ChatCore::say`]).
     pub(super) fn action(
         &mut self,
         now: Now,
@@ -23,33 +32,66 @@ impl ChatCore {
             self.refuse(now, id, s::NOT_IN_CHANNEL, out);
             return;
         };
+        self.say(now, id, ch, nick, text, Speech::Action, out);
+    }
+
+    /// Chat text or an action in channel `ch`: logged (when it cannot be, the user is told
+    /// and nobody gets it), then shown to every member of the channel, the user included,
+    /// and kept in the channel's history.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn say(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        ch: ChannelKey,
+        nick: &str,
+        text: &str,
+        speech: Speech,
+        out: &mut impl Outbox,
+    ) {
         let Some(channel) = self.channels.get(ch as usize) else {
             return;
         };
-        let record = Record::Action {
-            nick: Cow::Borrowed(nick),
-            channel: Cow::Borrowed(&channel.name),
-            text: Cow::Borrowed(text),
+        let (nick_c, channel_c, text_c) = (
+            Cow::Borrowed(nick),
+            Cow::Borrowed(&*channel.name),
+            Cow::Borrowed(text),
+        );
+        let record = match speech {
+            Speech::Chat => Record::Chat {
+                nick: nick_c,
+                channel: channel_c,
+                text: text_c,
+            },
+            Speech::Action => Record::Action {
+                nick: nick_c,
+                channel: channel_c,
+                text: text_c,
+            },
         };
         let Ok(seq) = out.log(now, &record) else {
             out.send(id, s::NOT_LOGGED);
             return;
         };
         let kitchen = self.kitchen(now).to_owned();
-        let msg = s::action(&kitchen, nick, text);
+        let (msg, entry_kind) = match speech {
+            Speech::Chat => (s::chat(&kitchen, nick, text), EntryKind::Chat),
+            Speech::Action => (s::action(&kitchen, nick, text), EntryKind::Action),
+        };
         if let Some(channel) = self.channels.get(ch as usize) {
-            let event = Event {
-                line: &msg,
-                kind: EventKind::Action(Said {
-                    seq,
-                    ts_ms: now.unix_ms,
-                    channel: &channel.name,
-                    nick,
-                    text,
-                }),
+            let said = Said {
+                seq,
+                ts_ms: now.unix_ms,
+                channel: &channel.name,
+                nick,
+                text,
             };
-            out.publish(&channel.members, &event);
-            let entry = Entry::new(EntryKind::Action, seq, now.unix_ms, nick, text);
+            let kind = match speech {
+                Speech::Chat => EventKind::Chat(said),
+                Speech::Action => EventKind::Action(said),
+            };
+            out.publish(&channel.members, &Event { line: &msg, kind });
+            let entry = Entry::new(entry_kind, seq, now.unix_ms, nick, text);
             self.history.push(&channel.name, entry);
         }
     }

@@ -76,8 +76,7 @@ impl ChatCore {
         target: &str,
         out: &mut impl Outbox,
     ) {
-        let Some(them) = self.find_user(target) else {
-            self.refuse(now, id, &s::not_connected(target), out);
+        let Some(them) = self.ignore_target(now, id, target, out) else {
             return;
         };
         let removed = self

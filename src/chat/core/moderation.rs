@@ -11,6 +11,7 @@
 //! verification, never by the whole burst.
 
 use super::super::banlist::{self, Ban, BanList, BanTarget, StoredBan};
+use super::super::command::talks_to_others;
 use super::super::duration::{format_until, looks_like_duration, parse_duration};
 use super::super::moderation_text as t;
 use super::super::nick::Nick;
@@ -333,7 +334,8 @@ impl ChatCore {
     }
 
     /// The moderation part of `handle_line` for a user with a nickname: the moderation
-    /// commands, and refusing a muted user's chat, `/msg` and `/me`. True when the line was
+    /// commands, and refusing what a muted user says to others (chat, `/msg`, `/me`,
+    /// `/topic text`). True when the line was
     /// handled here.
     pub(super) fn moderation_line(
         &mut self,
@@ -357,8 +359,7 @@ impl ChatCore {
             return true;
         }
         // Chat's hot path: with nobody muted, one length check.
-        let talks = !line.starts_with('/') || cmd == "/msg" || cmd == "/me";
-        if talks && !self.moderation.mutes.is_empty() {
+        if !self.moderation.mutes.is_empty() && talks_to_others(line) {
             let nick = self.session(id).and_then(|s| s.nick);
             if let Some(mute) = nick.and_then(|n| self.moderation.mute_of(&n, now)) {
                 let text = t::you_are_muted(mute.until_ms);

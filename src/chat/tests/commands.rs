@@ -224,6 +224,20 @@ fn ignores_follow_the_person_through_renames() {
 }
 
 #[test]
+fn unignore_yourself_is_refused_like_ignore() {
+    let mut t = Script::new();
+    t.user(0, "alice");
+    t.user(1, "bob");
+    for input in ["/unignore @alice", "/unignore @ALICE", "/ignore @alice"] {
+        assert_eq!(
+            t.line(0, input),
+            vec![s(0, "You can not ignore yourself.")],
+            "input {input:?}"
+        );
+    }
+}
+
+#[test]
 fn unignore_errors() {
     let mut t = Script::new();
     t.user(0, "alice");
@@ -242,7 +256,6 @@ fn unignore_errors() {
             "User @ghost is not connected to this server.",
         ),
         ("/unignore @bob", "bob is not ignored."),
-        ("/unignore @alice", "alice is not ignored."),
     ];
     for (input, expected) in cases {
         assert_eq!(t.line(0, input), vec![s(0, expected)], "input {input:?}");

@@ -394,3 +394,43 @@ fn commands_are_history_entries_and_typed_events() {
         s(0, "Recent messages in #h:\n3:04PM-* @alice naps\n3:04PM-@alice set the topic of #h: quiet\nEnd of recent messages.")
     );
 }
+
+/// An outbox for text clients only: it sends each event's line and notes whether a join's
+/// `members` event came with its member list already built.
+#[derive(Default)]
+struct TextOnly {
+    seq: u64,
+    listed_members: usize,
+    lazy_members: usize,
+}
+
+impl Outbox for TextOnly {
+    fn log(&mut self, _now: Now, _record: &Record<'_>) -> Result<u64, LogFailed> {
+        self.seq += 1;
+        Ok(self.seq)
+    }
+    fn send(&mut self, _to: ClientId, _text: &str) {}
+    fn send_many(&mut self, _to: &[ClientId], _text: &str) {}
+    fn publish(&mut self, _to: &[ClientId], event: &Event<'_>) {
+        match event.kind {
+            EventKind::Members {
+                members: crate::chat::Members::Listed(_),
+                ..
+            } => self.listed_members += 1,
+            EventKind::Members { .. } => self.lazy_members += 1,
+            _ => {}
+        }
+    }
+    fn close(&mut self, _id: ClientId, _reason: CloseReason) {}
+}
+
+#[test]
+fn a_join_does_not_list_the_members_unless_a_json_client_needs_them() {
+    let mut c = core(10, 0);
+    let mut out = TextOnly::default();
+    for n in 0..5 {
+        user(&mut c, &mut out, n, &format!("user{n}"));
+        c.handle_line(now(0), id(n), "/join #big", &mut out);
+    }
+    assert_eq!((out.listed_members, out.lazy_members), (0, 5));
+}

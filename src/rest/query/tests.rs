@@ -617,3 +617,14 @@ fn actions_are_searched_and_filtered_like_chat() {
     let v = run_json(&path, "pattern=waves");
     assert_eq!(occurrences(&v).len(), 2);
 }
+
+#[test]
+fn query_values_are_shared_by_every_endpoint_that_takes_a_query() {
+    let [a, b] = query_values("b=x%20y&a=1", ["a", "b"]).ok().unwrap();
+    assert_eq!((a.as_deref(), b.as_deref()), (Some("1"), Some("x y")));
+    let short = |q: &str| query_values(q, ["nick"]).err().map(|e| e.short);
+    assert_eq!(short("nick=bob"), None);
+    assert_eq!(short("nick=%FF"), Some("invalid-query"));
+    assert_eq!(short("nick=a&nick=b"), Some("duplicate-parameter"));
+    assert_eq!(short("target=a"), Some("unknown-parameter"));
+}
