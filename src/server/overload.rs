@@ -38,6 +38,16 @@ impl Overload {
     }
 }
 
+/// Held lines handed to the core per pass at least (more when more connections hold lines:
+/// each gets at least one turn). The watermark usually ends a pass's turns first; this bounds
+/// a pass when the lines go to readers that all push back (and so add nothing to the backlog).
+const RESUME_TURNS: usize = 1024;
+
+/// Turns a pass gives held connections: every one at least one, and `RESUME_TURNS` at least.
+fn resume_turns(held: usize) -> usize {
+    held.max(RESUME_TURNS)
+}
+
 /// What one turn of a held connection did.
 enum Turn {
     /// It has more lines: back in the queue.
@@ -85,10 +95,12 @@ impl Server {
         }
     }
 
-    /// Hands held lines to the core, one per connection per turn, until every held
-    /// connection had one turn or input pauses again.
+    /// Hands held lines to the core, one per connection per turn, round-robin, until input
+    /// pauses again, no line is held, or the pass has given `resume_turns` turns. Handing
+    /// over only one turn per connection per pass would cost a whole pass (a poll and a
+    /// flush of every reader) per line of a lone sender: far below what reading gives.
     pub(super) fn resume_held(&mut self) {
-        let mut turns = self.overload.held.len();
+        let mut turns = resume_turns(self.overload.held.len());
         while turns > 0 && !self.input_paused() {
             turns -= 1;
             let Some(id) = self.overload.held.pop_front() else {
@@ -139,5 +151,19 @@ impl Server {
             self.backlog_drained(id, close);
             Turn::Out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{resume_turns, RESUME_TURNS};
+
+    #[test]
+    fn a_pass_gives_every_held_connection_a_turn_and_a_lone_sender_many() {
+        // A lone sender gets many turns per pass, not one line per poll and flush.
+        assert_eq!(resume_turns(1), RESUME_TURNS);
+        assert!(resume_turns(0) > 1);
+        // Many held connections: each one turn at least.
+        assert_eq!(resume_turns(RESUME_TURNS * 3), RESUME_TURNS * 3);
     }
 }
