@@ -19,19 +19,7 @@ dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
 echo "generating a ${LOG_MB} MiB log ..."
-python3 - "$dir/chat.log" "$LOG_MB" <<'PY'
-import sys
-path, mb = sys.argv[1], int(sys.argv[2])
-line = '{"ts":"2026-01-01T00:00:00.000Z","seq":%d,"kind":"chat","nick":"filler%d","channel":"#filler","text":"%s"}\n'
-pad = "lorem ipsum dolor sit amet " * 3
-with open(path, "w") as f:
-    seq, size = 1, 0
-    while size < mb * 1024 * 1024:
-        s = line % (seq, seq % 97, pad)
-        f.write(s)
-        size += len(s)
-        seq += 1
-PY
+python3 scripts/filler-log.py "$dir/chat.log" "$LOG_MB"
 
 cat > "$dir/cfg.json" <<JSON
 {"ip": "127.0.0.1", "telnet_port": 0, "rest_port": 0, "websocket_port": 0,

@@ -294,19 +294,7 @@ run_gen() {
 # make_search_log: a log of SEARCH_LOG_MB MiB of chat records (none matches the search).
 make_search_log() {
     [ -s "$SEARCH_LOG" ] && return 0
-    python3 - "$SEARCH_LOG" "$SEARCH_LOG_MB" <<'PY'
-import sys
-path, mb = sys.argv[1], int(sys.argv[2])
-line = '{"ts":"2026-01-01T00:00:00.000Z","seq":%d,"kind":"chat","nick":"filler%d","channel":"#filler","text":"%s"}\n'
-pad = "lorem ipsum dolor sit amet " * 3
-with open(path, "w") as f:
-    seq, size = 1, 0
-    while size < mb * 1024 * 1024:
-        s = line % (seq, seq % 97, pad)
-        f.write(s)
-        size += len(s)
-        seq += 1
-PY
+    python3 scripts/filler-log.py "$SEARCH_LOG" "$SEARCH_LOG_MB"
 }
 
 # attempt TARGET RUN REP: one run on a fresh server, if the budget allows it.
