@@ -155,6 +155,23 @@ pub enum Record<'a> {
         /// Whether the credentials were accepted.
         ok: bool,
     },
+    /// Cluster: a node's incarnation was declared dead (its lease expired); its users left.
+    NodeDown {
+        #[serde(borrow)]
+        node: Cow<'a, str>,
+        #[serde(borrow)]
+        incarnation: Cow<'a, str>,
+    },
+    /// Cluster: stream entries `from..=to` were trimmed before this node read them.
+    Gap { from: u64, to: u64 },
+    /// Cluster: Redis lost its data; the shared history restarts in a new epoch.
+    EpochChange {
+        #[serde(borrow)]
+        old: Cow<'a, str>,
+        #[serde(borrow)]
+        new: Cow<'a, str>,
+        last_seq: u64,
+    },
     /// An error: a failed command, rejected input, an I/O problem.
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]

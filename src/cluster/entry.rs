@@ -10,6 +10,7 @@
 //! | `msg` / `act` | `ch`, `nick`, `text` | append |
 //! | `pm` | `from`, `to`, `text` | append |
 //! | `ann` | `text` | append (REST broadcast) |
+//! | `annc` | `ch`, `text` | append (REST broadcast to one channel) |
 //! | `join` | `ch`, `nick` | append |
 //! | `part` | `ch`, `nick`, `reason` | append |
 //! | `quit` | `nick`, `reason` | append |
@@ -57,6 +58,11 @@ pub enum Body {
         text: Box<str>,
     },
     Announcement {
+        text: Box<str>,
+    },
+    /// A REST announcement to one channel's members.
+    ChannelAnnouncement {
+        channel: Box<str>,
         text: Box<str>,
     },
     Join {
@@ -138,6 +144,7 @@ impl Body {
             Body::Action { .. } => "act",
             Body::Private { .. } => "pm",
             Body::Announcement { .. } => "ann",
+            Body::ChannelAnnouncement { .. } => "annc",
             Body::Join { .. } => "join",
             Body::Part { .. } => "part",
             Body::Quit { .. } => "quit",
@@ -169,6 +176,9 @@ impl Body {
                 out.extend([("from", s(from)), ("to", s(to)), ("text", s(text))])
             }
             Body::Announcement { text } => out.push(("text", s(text))),
+            Body::ChannelAnnouncement { channel, text } => {
+                out.extend([("ch", s(channel)), ("text", s(text))])
+            }
             Body::Join { channel, nick } => out.extend([("ch", s(channel)), ("nick", s(nick))]),
             Body::Part {
                 channel,
@@ -229,6 +239,10 @@ impl Body {
                 text: f.get("text")?,
             },
             "ann" => Body::Announcement {
+                text: f.get("text")?,
+            },
+            "annc" => Body::ChannelAnnouncement {
+                channel: f.get("ch")?,
                 text: f.get("text")?,
             },
             "join" => Body::Join {
@@ -384,6 +398,10 @@ mod tests {
                 text: b("psst"),
             },
             Body::Announcement {
+                text: b("down at 5"),
+            },
+            Body::ChannelAnnouncement {
+                channel: b("#x"),
                 text: b("down at 5"),
             },
             Body::Join {

@@ -164,6 +164,7 @@ fn every_key_parses() {
         }],
         state_file: Some("x.state.json".into()),
         trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+        cluster: None,
     };
     assert_eq!(config, expected);
 }

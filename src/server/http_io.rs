@@ -164,6 +164,7 @@ impl Server {
             io: &mut self.io,
             overloaded: self.overload.paused(),
             input_pauses: self.overload.pauses,
+            cluster: self.cluster.as_ref().map(|c| c.status()),
         };
         let outcome = rest::route(
             &req,
@@ -264,6 +265,7 @@ pub(super) struct View<'a> {
     pub(super) io: &'a mut Io,
     overloaded: bool,
     input_pauses: u64,
+    cluster: Option<rest::ClusterSnapshot>,
 }
 
 impl ServerView for View<'_> {
@@ -322,6 +324,7 @@ impl ServerView for View<'_> {
             log_write_errors: health.write_errors,
             log_failing: health.failing,
             queries: m.queries,
+            cluster: self.cluster.clone(),
         }
     }
 }

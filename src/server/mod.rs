@@ -5,6 +5,7 @@
 mod accept;
 mod buffer;
 mod chat_input;
+mod cluster_io;
 mod clock;
 mod conn;
 mod event_loop;

@@ -82,7 +82,7 @@ impl Server {
     fn all_said(&self) -> bool {
         self.io.slab.iter().all(|(_, e)| match e {
             Entry::Conn(c) => matches!(c.state, ConnState::Lingering(_) | ConnState::Dead(_)),
-            Entry::Listener(_) => true,
+            Entry::Listener(_) | Entry::Redis(_) => true,
         })
     }
 

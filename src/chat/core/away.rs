@@ -61,6 +61,15 @@ impl ChatCore {
         target: &str,
         out: &mut impl Outbox,
     ) {
+        if self.find_user(target).is_none() {
+            if let Some(o) = self.remote_user(target) {
+                let channel = o.channel.and_then(|c| self.channels.get(c as usize));
+                let text = s::whois_remote(&o.nick, channel.map(|c| &*c.name));
+                log_command(now, nick, &format!("/whois @{target}"), out);
+                out.send(id, &text);
+                return;
+            }
+        }
         let Some(them) = self.find_user(target).and_then(|t| self.session(t)) else {
             self.refuse(now, id, &s::not_connected(target), out);
             return;

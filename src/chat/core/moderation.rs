@@ -882,6 +882,26 @@ impl ChatCore {
                 })
             })
             .collect();
+        if let Some(c) = &self.cluster {
+            // Users of the other nodes: what this node knows of them.
+            for o in c.owners.values().filter(|o| o.local.is_none()) {
+                let mute = self.moderation.mute_of(&o.nick, now);
+                users.push(UserInfo {
+                    nick: o.nick.to_string(),
+                    channel: (o.channel)
+                        .and_then(|c| self.channels.get(c as usize))
+                        .map(|c| c.name.to_string()),
+                    transport: "remote",
+                    address: String::new(),
+                    connected_at: String::new(),
+                    idle_s: 0,
+                    away: None,
+                    operator: false,
+                    muted: mute.is_some(),
+                    muted_until: mute.and_then(|m| m.until_ms).map(format_until),
+                });
+            }
+        }
         users.sort_by_key(|u| u.nick.to_ascii_lowercase());
         users
     }
@@ -897,6 +917,7 @@ impl ChatCore {
                     .members
                     .iter()
                     .filter_map(|m| self.nick_of(*m).map(str::to_string))
+                    .chain(c.remote.iter().map(|r| r.to_string()))
                     .collect(),
                 topic: c.topic.as_deref().map(str::to_string),
             })

@@ -1,0 +1,965 @@
+//! Cluster mode (SPEC §15): every state change is proposed to the shared stream and happens
+//! when its entry comes back, on every node in the same order ("propose → sequencer →
+//! apply"). In one process the sequencer is the process itself: the command handlers apply
+//! at once. In a cluster the same handlers stop where the state would change and push a
+//! proposal for the shell to hand to the broker; [`ChatCore::cluster_apply`] runs them
+//! (with `applying` set) when the entry is read back from the stream. The sender sees its own
+//! line only then: there is no local-first delivery.
+//!
+//! Users on other nodes ("remote users") stay out of the local delivery lists: a channel's
+//! `members` are this node's connections, its `remote` list the other users' nicknames.
+//! Every node applies every entry, so each one knows the whole cluster's membership and
+//! answers `/list`, `/channels`, `/whois` and REST users locally.
+
+use super::action::Speech;
+use super::{lower, ChannelKey, ChatCore};
+use crate::chat::command::is_valid_channel;
+use crate::chat::event::{Event, EventKind, Presence};
+use crate::chat::history::{Entry as HistoryEntry, EntryKind};
+use crate::chat::nick::Nick;
+use crate::chat::strings as s;
+use crate::chat::{ClientId, Now, Outbox};
+use crate::cluster::broker::Proposal;
+use crate::cluster::entry::{Body, Entry};
+use crate::record::Record;
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::HashMap;
+
+/// Who holds a nickname in the cluster.
+pub(super) struct Owner {
+    /// As typed.
+    pub(super) nick: Nick,
+    pub(super) node: Box<str>,
+    pub(super) inc: Box<str>,
+    /// The connection id on its node (`key.gen` on this one).
+    pub(super) conn: Box<str>,
+    /// This node's connection, while it is open.
+    pub(super) local: Option<ClientId>,
+    /// The channel of a user that is not one of this node's open connections.
+    pub(super) channel: Option<ChannelKey>,
+}
+
+/// The core's cluster state (absent in one process).
+pub(super) struct Cluster {
+    /// This node's id (`cluster.node_id`).
+    pub(super) node: Box<str>,
+    /// Whether the broker accepts proposals.
+    pub(super) link_up: bool,
+    /// While an entry is applied: the handlers change the state instead of proposing.
+    pub(super) applying: bool,
+    /// Proposals for the shell to hand to the broker, with the connection that asked.
+    pub(super) proposals: Vec<(Option<ClientId>, Proposal)>,
+    /// Every nickname in the cluster, by its lower-cased form (this node's users too).
+    pub(super) owners: HashMap<Nick, Owner>,
+    /// Nickname releases to propose once the link is up again.
+    to_release: Vec<Proposal>,
+    /// Re-register every local user (nick, then channel) once the link is up again: after
+    /// an epoch change or a lost lease.
+    reregister: bool,
+    /// Local users to put back in a channel once their nickname is registered again.
+    rejoin: HashMap<ClientId, Box<str>>,
+    /// The seq of the last entry applied.
+    pub(super) applied_seq: u64,
+}
+
+/// The connection id a node puts in its nick claims: `key.gen`.
+fn conn_id(id: ClientId) -> String {
+    format!("{}.{}", id.key, id.gen)
+}
+
+fn parse_conn(conn: &str) -> Option<ClientId> {
+    let (key, gen) = conn.split_once('.')?;
+    Some(ClientId {
+        key: key.parse().ok()?,
+        gen: gen.parse().ok()?,
+    })
+}
+
+impl ChatCore {
+    /// Cluster mode: state changes become proposals (see [`ChatCore::take_proposals`]) and
+    /// happen when [`ChatCore::cluster_apply`] is called with their entries. `node` is this
+    /// node's id, as the entries name their origin.
+    pub fn enable_cluster(&mut self, node: &str) {
+        self.cluster = Some(Box::new(Cluster {
+            node: node.into(),
+            link_up: false,
+            applying: false,
+            proposals: Vec::new(),
+            owners: HashMap::new(),
+            to_release: Vec::new(),
+            reregister: false,
+            rejoin: HashMap::new(),
+            applied_seq: 0,
+        }));
+    }
+
+    /// Whether this core runs in cluster mode.
+    pub fn is_clustered(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Whether proposals wait for [`ChatCore::take_proposals`].
+    pub fn has_proposals(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| !c.proposals.is_empty())
+    }
+
+    /// The proposals made since the last call, in order, with the connection that asked.
+    pub fn take_proposals(&mut self) -> Vec<(Option<ClientId>, Proposal)> {
+        self.cluster
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.proposals))
+            .unwrap_or_default()
+    }
+
+    /// Users with a nickname in the whole cluster (this node's alone in one process).
+    pub fn cluster_users(&self) -> usize {
+        match &self.cluster {
+            Some(c) => c.owners.len(),
+            None => self.nicks.len(),
+        }
+    }
+
+    /// The seq of the last stream entry applied (0 in one process).
+    pub fn applied_seq(&self) -> u64 {
+        self.cluster.as_ref().map_or(0, |c| c.applied_seq)
+    }
+
+    /// Whether a command handler must propose rather than change the state.
+    #[inline]
+    pub(super) fn clustered(&self) -> bool {
+        matches!(&self.cluster, Some(c) if !c.applying)
+    }
+
+    /// Hands a user's state change to the sequencer, or refuses it with SPEC §15's notice
+    /// while the link is down.
+    pub(super) fn propose(&mut self, now: Now, id: ClientId, p: Proposal, out: &mut impl Outbox) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if c.link_up {
+            c.proposals.push((Some(id), p));
+        } else {
+            self.refuse(now, id, s::CLUSTER_DOWN, out);
+        }
+    }
+
+    /// A state change of the node itself (a nickname release): queued while the link is down.
+    fn propose_internal(&mut self, p: Proposal) {
+        if let Some(c) = self.cluster.as_mut() {
+            if c.link_up {
+                c.proposals.push((None, p));
+            } else {
+                c.to_release.push(p);
+            }
+        }
+    }
+
+    /// Another node's user (or this node's departed one) called `nick`, any case.
+    pub(super) fn remote_user(&self, nick: &str) -> Option<&Owner> {
+        let key = Nick::new(nick)?.lower();
+        self.cluster
+            .as_ref()?
+            .owners
+            .get(&key)
+            .filter(|o| o.local.is_none())
+    }
+
+    /// Whether `nick` (any case) is held anywhere in the cluster.
+    pub(super) fn nick_in_cluster(&self, key: &Nick) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.owners.contains_key(key))
+    }
+
+    /// The broker's link went up or down. Up: queued releases and re-registrations go out.
+    pub fn cluster_link(&mut self, up: bool) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        c.link_up = up;
+        if !up {
+            return;
+        }
+        let released = std::mem::take(&mut c.to_release);
+        c.proposals.extend(released.into_iter().map(|p| (None, p)));
+        if !std::mem::take(&mut c.reregister) {
+            return;
+        }
+        let mut users: Vec<(ClientId, Nick)> = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter_map(|(key, sess)| {
+                let sess = sess.as_ref()?;
+                Some((
+                    ClientId {
+                        key: key as u32,
+                        gen: sess.gen,
+                    },
+                    sess.nick?,
+                ))
+            })
+            .collect();
+        users.sort_unstable_by_key(|(id, _)| *id);
+        if let Some(c) = self.cluster.as_mut() {
+            for (id, nick) in users {
+                c.proposals.push((
+                    Some(id),
+                    Proposal::ClaimNick {
+                        folded: nick.lower().as_str().into(),
+                        nick: nick.as_str().into(),
+                        conn: conn_id(id).into(),
+                        old: None,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// This node lost its lease: once it is up again with a new incarnation, its users'
+    /// nicknames are claimed again (and their channels joined again).
+    pub fn cluster_lease_lost(&mut self) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.reregister = true;
+        }
+    }
+
+    /// The sequencer refused a proposal (`code`: the script's, or `DOWN` when the broker
+    /// could not take it).
+    pub fn cluster_refused(
+        &mut self,
+        now: Now,
+        id: Option<ClientId>,
+        proposal: &Proposal,
+        code: &str,
+        out: &mut impl Outbox,
+    ) {
+        match proposal {
+            Proposal::ReleaseNick { .. } => {
+                if code == "DOWN" {
+                    if let Some(c) = self.cluster.as_mut() {
+                        c.to_release.push(proposal.clone());
+                    }
+                }
+            }
+            Proposal::ClaimNick { nick, old, .. } => {
+                let Some(id) = id else { return };
+                let Some(sess) = self.session_mut(id) else {
+                    return;
+                };
+                let claimed = sess.claiming.take();
+                let reclaim = claimed.is_none() && sess.nick.is_some_and(|n| *n == **nick);
+                if code != "TAKEN" {
+                    if claimed.is_some() {
+                        self.refuse(now, id, s::CLUSTER_DOWN, out);
+                    }
+                    return;
+                }
+                if reclaim {
+                    self.lose_nick(now, id, out);
+                } else if old.is_some() {
+                    self.refuse(now, id, s::RENAME_TAKEN, out);
+                } else {
+                    out.send(id, s::NICK_TAKEN);
+                }
+            }
+            _ => {
+                if let Some(id) = id {
+                    self.refuse(now, id, s::CLUSTER_DOWN, out);
+                }
+            }
+        }
+    }
+
+    /// A local user whose nickname the cluster gave to someone else: out of its channel,
+    /// told, and back to choosing a nickname.
+    fn lose_nick(&mut self, now: Now, id: ClientId, out: &mut impl Outbox) {
+        let Some(nick) = self.session(id).and_then(|s| s.nick) else {
+            return;
+        };
+        self.leave_channel(now, id, &nick, out);
+        let key = nick.lower();
+        if self.nicks.get(&key) == Some(&id) {
+            self.nicks.remove(&key);
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            c.rejoin.remove(&id);
+            if c.owners.get(&key).is_some_and(|o| o.local == Some(id)) {
+                c.owners.remove(&key);
+            }
+        }
+        if let Some(sess) = self.session_mut(id) {
+            sess.nick = None;
+        }
+        out.send(id, &s::cluster_nick_lost(&nick));
+        let deadline = now.mono_ms.saturating_add(self.config.nick_timeout_ms);
+        self.nick_deadlines.push(Reverse((deadline, id)));
+    }
+
+    /// Entries `from..=to` were trimmed before this node read them: logged, every local
+    /// user told.
+    pub fn cluster_gap(&mut self, now: Now, from: u64, to: u64, out: &mut impl Outbox) {
+        let _ = out.log(now, &Record::Gap { from, to });
+        let ids = self.local_users();
+        out.send_many(&ids, &s::cluster_gap(from, to));
+    }
+
+    /// Redis lost its data: logged, every local user told; the other nodes' users are
+    /// forgotten and every node registers its live users again in the new history.
+    pub fn cluster_epoch_changed(
+        &mut self,
+        now: Now,
+        old: &str,
+        new: &str,
+        last_seq: u64,
+        out: &mut impl Outbox,
+    ) {
+        let _ = out.log(
+            now,
+            &Record::EpochChange {
+                old: Cow::Borrowed(old),
+                new: Cow::Borrowed(new),
+                last_seq,
+            },
+        );
+        let ids = self.local_users();
+        out.send_many(&ids, s::CLUSTER_EPOCH_CHANGE);
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        c.applied_seq = 0;
+        c.reregister = true;
+        c.to_release.clear();
+        c.owners.retain(|_, o| o.local.is_some());
+        let mut emptied = Vec::new();
+        for (key, channel) in self.channels.iter_mut() {
+            channel.remote.clear();
+            if channel.members.is_empty() {
+                emptied.push(key as ChannelKey);
+            }
+        }
+        for ch in emptied {
+            self.drop_channel(ch);
+        }
+    }
+
+    /// Every local connection with a nickname, in id order.
+    fn local_users(&self) -> Vec<ClientId> {
+        let mut ids: Vec<ClientId> = self.nicks.values().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A channel nobody is in any more: gone (its topic is kept dormant).
+    pub(super) fn drop_channel(&mut self, ch: ChannelKey) {
+        if !self.channels.contains(ch as usize) {
+            return;
+        }
+        let channel = self.channels.remove(ch as usize);
+        let key = lower(&channel.name);
+        self.channel_index.remove(&key);
+        self.presence.forget(ch);
+        if let Some(topic) = channel.topic {
+            self.topics.keep(key, topic);
+        }
+    }
+
+    /// The next entry of the shared stream: logged (the shell marks the records with its
+    /// `cseq` and origin), then delivered to this node's users.
+    pub fn cluster_apply(&mut self, now: Now, entry: &Entry, out: &mut impl Outbox) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        c.applied_seq = entry.seq;
+        c.applying = true;
+        match &entry.body {
+            Body::Line {
+                channel,
+                nick,
+                text,
+            } => self.apply_say(now, channel, nick, text, Speech::Chat, out),
+            Body::Action {
+                channel,
+                nick,
+                text,
+            } => self.apply_say(now, channel, nick, text, Speech::Action, out),
+            Body::Private { from, to, text } => self.apply_private(now, from, to, text, out),
+            Body::Announcement { text } => self.apply_announcement(now, None, text, out),
+            Body::ChannelAnnouncement { channel, text } => {
+                self.apply_announcement(now, Some(channel), text, out)
+            }
+            Body::Join { channel, nick } => self.apply_join(now, channel, nick, out),
+            Body::Topic {
+                channel,
+                nick,
+                topic,
+            } => {
+                if let Some(ch) = self.channel_index.get(&lower(channel)).copied() {
+                    self.topic_apply(now, None, ch, nick, topic, out);
+                }
+            }
+            Body::Nick { nick, conn, old } => {
+                self.apply_nick(now, entry, nick, conn, old.as_deref(), out)
+            }
+            Body::Unnick { nick, conn, .. } => {
+                let key = Nick::new(nick).map(|n| n.lower());
+                let owned = key.filter(|k| {
+                    self.cluster.as_ref().is_some_and(|c| {
+                        c.owners.get(k).is_some_and(|o| {
+                            o.local.is_none() && o.node == entry.node && *o.conn == **conn
+                        })
+                    })
+                });
+                if let Some(key) = owned {
+                    self.leave_remote(now, key, out);
+                    if let Some(c) = self.cluster.as_mut() {
+                        c.owners.remove(&key);
+                    }
+                }
+            }
+            Body::NodeDown { node, incarnation } => {
+                self.apply_node_down(now, node, incarnation, out)
+            }
+            // Not proposed by this version (moderation stays per node; a leave is a join
+            // elsewhere or a nickname release).
+            Body::Part { .. } | Body::Quit { .. } | Body::Moderation { .. } | Body::NodeUp => {}
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            c.applying = false;
+        }
+    }
+
+    fn apply_say(
+        &mut self,
+        now: Now,
+        channel: &str,
+        nick: &str,
+        text: &str,
+        speech: Speech,
+        out: &mut impl Outbox,
+    ) {
+        if let Some(ch) = self.channel_index.get(&lower(channel)).copied() {
+            self.say(now, None, ch, nick, text, speech, out);
+        }
+    }
+
+    fn local_of(&self, nick: &str) -> Option<ClientId> {
+        let key = Nick::new(nick)?.lower();
+        self.cluster.as_ref()?.owners.get(&key)?.local
+    }
+
+    fn apply_private(&mut self, now: Now, from: &str, to: &str, text: &str, out: &mut impl Outbox) {
+        let record = Record::Private {
+            from: Cow::Borrowed(from),
+            to: Cow::Borrowed(to),
+            text: Cow::Borrowed(text),
+        };
+        let Ok(seq) = out.log(now, &record) else {
+            return;
+        };
+        let kitchen = self.kitchen(now).to_owned();
+        let kind = EventKind::Private {
+            seq,
+            ts_ms: now.unix_ms,
+            from,
+            to,
+            text,
+        };
+        let (target, sender) = (self.local_of(to), self.local_of(from));
+        let from_line = s::private_from(&kitchen, from, text);
+        let to_line = s::private_to(&kitchen, to, text);
+        if let Some(target) = target {
+            let line = &from_line;
+            out.publish(&[target], &Event { line, kind });
+        }
+        if let Some(sender) = sender {
+            let line = &to_line;
+            out.publish(&[sender], &Event { line, kind });
+            if let Some(away) = target
+                .and_then(|t| self.session(t))
+                .and_then(|t| t.away.as_deref())
+            {
+                out.send(sender, &s::is_away(to, away));
+            }
+        }
+    }
+
+    fn apply_announcement(
+        &mut self,
+        now: Now,
+        channel: Option<&str>,
+        text: &str,
+        out: &mut impl Outbox,
+    ) {
+        let (recipients, count, shown) = match channel {
+            Some(name) => {
+                let Some(ch) = self
+                    .channel_index
+                    .get(&lower(name))
+                    .and_then(|c| self.channels.get(*c as usize))
+                else {
+                    return;
+                };
+                let count = ch.members.len() + ch.remote.len();
+                (ch.members.clone(), count, Some(ch.name.clone()))
+            }
+            None => (self.local_users(), self.cluster_users(), None),
+        };
+        let record = Record::Announcement {
+            text: Cow::Borrowed(text),
+            channel: shown.as_deref().map(Cow::Borrowed),
+            recipients: count as u64,
+        };
+        let Ok(seq) = out.log(now, &record) else {
+            return;
+        };
+        let event = Event {
+            line: &s::announcement(text),
+            kind: EventKind::Announcement {
+                seq,
+                ts_ms: now.unix_ms,
+                channel: shown.as_deref(),
+                text,
+            },
+        };
+        out.publish(&recipients, &event);
+        if let Some(channel) = &shown {
+            let entry = HistoryEntry::new(EntryKind::Announcement, seq, now.unix_ms, "", text);
+            self.history.push(channel, entry);
+        }
+    }
+
+    fn apply_join(&mut self, now: Now, channel: &str, nick: &str, out: &mut impl Outbox) {
+        let Some(n) = Nick::new(nick) else { return };
+        let key = n.lower();
+        if !is_valid_channel(channel) {
+            return;
+        }
+        let Some(owner) = self.cluster.as_ref().and_then(|c| c.owners.get(&key)) else {
+            return;
+        };
+        let (local, remote_ch) = (owner.local, owner.channel);
+        let target = self.channel_index.get(&lower(channel)).copied();
+        let current = match local {
+            Some(id) => self.channel_of(id),
+            None => remote_ch,
+        };
+        if current.is_some() && current == target {
+            // Already there (a re-registration): the record alone, as on every node.
+            if let Some(c) = target.and_then(|t| self.channels.get(t as usize)) {
+                let record = Record::Join {
+                    nick: Cow::Borrowed(&n),
+                    channel: Cow::Borrowed(&c.name),
+                };
+                let _ = out.log(now, &record);
+            }
+            return;
+        }
+        if let Some(id) = local {
+            self.join(now, id, &n, channel, None, out);
+            return;
+        }
+        self.leave_remote(now, key, out);
+        let ch = self.open_channel(channel);
+        let Some(chan) = self.channels.get_mut(ch as usize) else {
+            return;
+        };
+        chan.remote.push(n);
+        let shown = chan.name.clone();
+        let members = chan.members.len() + chan.remote.len();
+        if let Some(o) = self.cluster.as_mut().and_then(|c| c.owners.get_mut(&key)) {
+            o.channel = Some(ch);
+        }
+        let seq = out
+            .log(
+                now,
+                &Record::Join {
+                    nick: Cow::Borrowed(&n),
+                    channel: Cow::Borrowed(&shown),
+                },
+            )
+            .unwrap_or(0);
+        if self.presence.note(ch, members, true, now.mono_ms) {
+            return;
+        }
+        let kitchen = self.kitchen(now).to_owned();
+        let msg = s::joined(&kitchen, &n, &shown);
+        if let Some(chan) = self.channels.get(ch as usize) {
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Join(Presence {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &shown,
+                    nick: &n,
+                }),
+            };
+            out.publish(&chan.members, &event);
+        }
+    }
+
+    /// A user that is not one of this node's open connections leaves its channel: logged,
+    /// and its local members see the usual leave notice.
+    pub(super) fn leave_remote(&mut self, now: Now, key: Nick, out: &mut impl Outbox) {
+        let Some(o) = self.cluster.as_mut().and_then(|c| c.owners.get_mut(&key)) else {
+            return;
+        };
+        let Some(ch) = o.channel.take() else { return };
+        let nick = o.nick;
+        let Some(chan) = self.channels.get_mut(ch as usize) else {
+            return;
+        };
+        chan.remote.retain(|r| r.lower() != key);
+        let name = chan.name.clone();
+        let empty = chan.members.is_empty() && chan.remote.is_empty();
+        let members = chan.members.len() + chan.remote.len();
+        let seq = out
+            .log(
+                now,
+                &Record::Leave {
+                    nick: Cow::Borrowed(&nick),
+                    channel: Cow::Borrowed(&name),
+                },
+            )
+            .unwrap_or(0);
+        if empty {
+            self.drop_channel(ch);
+            return;
+        }
+        if self.presence.note(ch, members, false, now.mono_ms) {
+            return;
+        }
+        let kitchen = self.kitchen(now).to_owned();
+        let msg = s::left(&kitchen, &nick, &name);
+        if let Some(chan) = self.channels.get(ch as usize) {
+            let event = Event {
+                line: &msg,
+                kind: EventKind::Leave(Presence {
+                    seq,
+                    ts_ms: now.unix_ms,
+                    channel: &name,
+                    nick: &nick,
+                }),
+            };
+            out.publish(&chan.members, &event);
+        }
+    }
+
+    /// A `nick` entry: a nickname claimed (`old` None) or a rename (`old` the released one,
+    /// lower-cased).
+    fn apply_nick(
+        &mut self,
+        now: Now,
+        entry: &Entry,
+        nick: &str,
+        conn: &str,
+        old: Option<&str>,
+        out: &mut impl Outbox,
+    ) {
+        let Some(new) = Nick::new(nick) else { return };
+        let key = new.lower();
+        let Some(c) = self.cluster.as_ref() else {
+            return;
+        };
+        let me = *entry.node == *c.node;
+        let same_owner =
+            |o: &Owner| o.node == entry.node && *o.conn == *conn;
+        if let Some(old_key) = old.and_then(Nick::new).map(|n| n.lower()) {
+            if !c.owners.get(&old_key).is_some_and(same_owner) {
+                return;
+            }
+            if c.owners.get(&key).is_some_and(|o| !same_owner(o)) {
+                self.displace(now, key, out);
+            }
+            let Some(mut owner) = self.cluster.as_mut().and_then(|c| c.owners.remove(&old_key))
+            else {
+                return;
+            };
+            let was = owner.nick;
+            owner.nick = new;
+            owner.inc = entry.incarnation.clone();
+            let (local, ch) = (owner.local, owner.channel);
+            if let Some(c) = self.cluster.as_mut() {
+                c.owners.insert(key, owner);
+            }
+            match local {
+                Some(id) => {
+                    if let Some(sess) = self.session_mut(id) {
+                        sess.claiming = None;
+                    }
+                    self.do_rename(now, id, was, new, out);
+                }
+                None => self.rename_remote(now, ch, was, new, out),
+            }
+            return;
+        }
+        if let Some(prev) = c.owners.get(&key) {
+            if same_owner(prev) {
+                // Registered again (new incarnation, or a new history).
+                let local = prev.local;
+                if let Some(o) = self.cluster.as_mut().and_then(|c| c.owners.get_mut(&key)) {
+                    o.inc = entry.incarnation.clone();
+                }
+                let gen = local.map_or(0, |id| id.gen);
+                self.log_nick(now, gen, &new, out);
+                if let Some(id) = local {
+                    self.rejoin_after_claim(id);
+                }
+                return;
+            }
+            self.displace(now, key, out);
+        }
+        let local = me
+            .then(|| parse_conn(conn))
+            .flatten()
+            .filter(|id| {
+                self.session(*id)
+                    .is_some_and(|s| s.claiming == Some(new) || s.nick == Some(new))
+            });
+        if let Some(c) = self.cluster.as_mut() {
+            c.owners.insert(
+                key,
+                Owner {
+                    nick: new,
+                    node: entry.node.clone(),
+                    inc: entry.incarnation.clone(),
+                    conn: conn.into(),
+                    local,
+                    channel: None,
+                },
+            );
+        }
+        let Some(id) = local else {
+            self.log_nick(now, 0, &new, out);
+            if me {
+                // Its connection closed before the claim came back: let the name go.
+                self.propose_internal(Proposal::ReleaseNick {
+                    folded: key.as_str().into(),
+                    conn: conn.into(),
+                    reason: "gone".into(),
+                });
+            }
+            return;
+        };
+        let Some(sess) = self.session_mut(id) else {
+            return;
+        };
+        sess.claiming = None;
+        let returning = sess.nick.is_some();
+        sess.nick = Some(new);
+        self.nicks.insert(key, id);
+        self.log_nick(now, id.gen, &new, out);
+        if returning {
+            self.rejoin_after_claim(id);
+        } else {
+            out.send(id, &s::thanks(&new));
+            if let Some(motd) = &self.motd {
+                out.send(id, motd);
+            }
+        }
+    }
+
+    fn log_nick(&self, now: Now, gen: u32, nick: &str, out: &mut impl Outbox) {
+        let _ = out.log(
+            now,
+            &Record::Nick {
+                conn: u64::from(gen),
+                nick: Cow::Borrowed(nick),
+            },
+        );
+    }
+
+    /// After a local user's nickname was registered again: its channel too.
+    fn rejoin_after_claim(&mut self, id: ClientId) {
+        let current = self
+            .channel_of(id)
+            .and_then(|c| self.channels.get(c as usize))
+            .map(|c| c.name.clone());
+        let Some(nick) = self.session(id).and_then(|s| s.nick) else {
+            return;
+        };
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let Some(channel) = current.or_else(|| c.rejoin.remove(&id)) else {
+            return;
+        };
+        let p = Proposal::Append(Body::Join {
+            channel,
+            nick: nick.as_str().into(),
+        });
+        if c.link_up {
+            c.proposals.push((Some(id), p));
+        }
+    }
+
+    /// The holder of `key` loses it to a newer claim (its node's lease had expired).
+    fn displace(&mut self, now: Now, key: Nick, out: &mut impl Outbox) {
+        let local = match self.cluster.as_ref().and_then(|c| c.owners.get(&key)) {
+            Some(o) => o.local,
+            None => return,
+        };
+        match local {
+            Some(id) => self.lose_nick(now, id, out),
+            None => {
+                self.leave_remote(now, key, out);
+                if let Some(c) = self.cluster.as_mut() {
+                    c.owners.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn rename_remote(
+        &mut self,
+        now: Now,
+        ch: Option<ChannelKey>,
+        old: Nick,
+        new: Nick,
+        out: &mut impl Outbox,
+    ) {
+        let seq = out
+            .log(
+                now,
+                &Record::NickChange {
+                    conn: 0,
+                    old: Cow::Borrowed(&old),
+                    new: Cow::Borrowed(&new),
+                },
+            )
+            .unwrap_or(0);
+        self.moderation.renamed(&old, new);
+        let Some(chan) = ch.and_then(|c| self.channels.get_mut(c as usize)) else {
+            return;
+        };
+        for r in chan.remote.iter_mut() {
+            if r.lower() == old.lower() {
+                *r = new;
+            }
+        }
+        let kitchen = self.kitchen(now).to_owned();
+        let line = s::renamed(&kitchen, &old, &new);
+        if let Some(chan) = ch.and_then(|c| self.channels.get(c as usize)) {
+            let kind = EventKind::Nick {
+                seq,
+                ts_ms: now.unix_ms,
+                old: &old,
+                new: &new,
+            };
+            out.publish(&chan.members, &Event { line: &line, kind });
+        }
+    }
+
+    fn apply_node_down(&mut self, now: Now, node: &str, inc: &str, out: &mut impl Outbox) {
+        let _ = out.log(
+            now,
+            &Record::NodeDown {
+                node: Cow::Borrowed(node),
+                incarnation: Cow::Borrowed(inc),
+            },
+        );
+        let Some(c) = self.cluster.as_ref() else {
+            return;
+        };
+        let mut gone: Vec<(Nick, Option<ClientId>)> = c
+            .owners
+            .iter()
+            .filter(|(_, o)| &*o.node == node && &*o.inc == inc)
+            .map(|(k, o)| (*k, o.local))
+            .collect();
+        gone.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        for (key, local) in gone {
+            match local {
+                None => self.leave_remote(now, key, out),
+                Some(id) => {
+                    // This node was declared dead while it was cut off: its users are
+                    // out everywhere; they come back when it registers again.
+                    let channel = self
+                        .channel_of(id)
+                        .and_then(|c| self.channels.get(c as usize))
+                        .map(|c| c.name.clone());
+                    if let Some(nick) = self.session(id).and_then(|s| s.nick) {
+                        self.leave_channel(now, id, &nick, out);
+                    }
+                    self.nicks.remove(&key);
+                    if let (Some(c), Some(channel)) = (self.cluster.as_mut(), channel) {
+                        c.rejoin.insert(id, channel);
+                    }
+                }
+            }
+            if let Some(c) = self.cluster.as_mut() {
+                c.owners.remove(&key);
+            }
+        }
+    }
+
+    /// A local user's session ends in cluster mode: it stays in its channel, as a user of
+    /// no open connection, until its nickname release comes back from the stream.
+    pub(super) fn depart(&mut self, id: ClientId, nick: Nick, reason: &str) {
+        let key = nick.lower();
+        let ch = self.session_mut(id).and_then(|s| s.channel.take());
+        if self.nicks.get(&key) == Some(&id) {
+            self.nicks.remove(&key);
+        }
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        c.rejoin.remove(&id);
+        let Some(owner) = c.owners.get_mut(&key).filter(|o| o.local == Some(id)) else {
+            // Not registered (its nickname was lost): it just goes.
+            if let Some(ch) = ch {
+                self.silent_leave(id, ch);
+            }
+            return;
+        };
+        owner.local = None;
+        owner.channel = ch;
+        let conn = owner.conn.clone();
+        if let Some(chan) = ch.and_then(|c| self.channels.get_mut(c as usize)) {
+            chan.members.retain(|m| *m != id);
+            chan.remote.push(nick);
+        }
+        self.propose_internal(Proposal::ReleaseNick {
+            folded: key.as_str().into(),
+            conn,
+            reason: reason.into(),
+        });
+    }
+
+    fn silent_leave(&mut self, id: ClientId, ch: ChannelKey) {
+        if let Some(chan) = self.channels.get_mut(ch as usize) {
+            chan.members.retain(|m| *m != id);
+            if chan.members.is_empty() && chan.remote.is_empty() {
+                self.drop_channel(ch);
+            }
+        }
+    }
+
+    /// A nickname claim for connection `id` (a first nickname, or a rename from `old`).
+    pub(super) fn propose_claim(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        new: Nick,
+        old: Option<Nick>,
+        out: &mut impl Outbox,
+    ) {
+        if self.session(id).is_some_and(|s| s.claiming.is_some()) {
+            return; // one claim at a time; its answer comes back soon
+        }
+        let up = self.cluster.as_ref().is_some_and(|c| c.link_up);
+        if up {
+            if let Some(sess) = self.session_mut(id) {
+                sess.claiming = Some(new);
+            }
+        }
+        let p = Proposal::ClaimNick {
+            folded: new.lower().as_str().into(),
+            nick: new.as_str().into(),
+            conn: conn_id(id).into(),
+            old: old.map(|o| o.lower().as_str().into()),
+        };
+        self.propose(now, id, p, out);
+    }
+}
