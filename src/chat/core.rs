@@ -361,6 +361,11 @@ impl ChatCore {
             return;
         }
         sess.active_ms = now.mono_ms;
+        if sess.claiming.is_some() {
+            // Cluster mode: its nickname claim is on its way; the line waits for the answer.
+            self.hold_line(id, line);
+            return;
+        }
         if sess.nick.is_none() {
             self.identify(now, id, line, out);
             return;
@@ -939,6 +944,9 @@ impl ChatCore {
         };
         self.session_count -= 1;
         self.moderation.forget(id);
+        if self.cluster.is_some() {
+            self.forget_held(id);
+        }
         log_close(now, id, &sess, reason, out);
     }
 

@@ -127,9 +127,9 @@ pub fn route(
         }
         Endpoint::Status => status(req, view),
         Endpoint::Healthz => match view.snapshot().cluster {
-            Some(c) if !c.link_up => api_headers(
-                Response::text(503, "cluster link down").header("Retry-After", "2"),
-            ),
+            Some(c) if !c.link_up => {
+                api_headers(Response::text(503, "cluster link down").header("Retry-After", "2"))
+            }
             _ => api_headers(Response::text(200, "ok")),
         },
         Endpoint::Metrics => api_headers(

@@ -224,6 +224,7 @@ impl Server {
                 }
                 Err(ProposeError::Down | ProposeError::Overloaded) => {
                     self.core.cluster_refused(now, id, &p, "DOWN", &mut self.io);
+                    self.core.cluster_run_held(now, &mut self.io);
                 }
             }
         }
@@ -287,16 +288,21 @@ impl Server {
                 self.io.log.set_origin(Some((entry.seq, &entry.node)));
                 self.core.cluster_apply(now, &entry, &mut self.io);
                 self.io.log.set_origin(None);
+                self.core.cluster_run_held(now, &mut self.io);
             }
             Event::BadEntry { seq, error } => {
                 log::warn!("cluster: stream entry {seq} skipped: {error}");
             }
             Event::Gap { from, to } => {
-                log::warn!("cluster: entries {from} to {to} were trimmed before this node read them");
+                log::warn!(
+                    "cluster: entries {from} to {to} were trimmed before this node read them"
+                );
                 self.core.cluster_gap(now, from, to, &mut self.io);
             }
             Event::EpochChanged { old, new, last_seq } => {
-                log::warn!("cluster: Redis lost its data (epoch {old} → {new}, last applied {last_seq})");
+                log::warn!(
+                    "cluster: Redis lost its data (epoch {old} → {new}, last applied {last_seq})"
+                );
                 cl.head_seq = 0;
                 self.core
                     .cluster_epoch_changed(now, &old, &new, last_seq, &mut self.io);
@@ -315,6 +321,7 @@ impl Server {
                 if let Some((id, p, _)) = cl.pending.remove(&msg_id) {
                     log::debug!("cluster: proposal {msg_id} refused: {code} {detail}");
                     self.core.cluster_refused(now, id, &p, &code, &mut self.io);
+                    self.core.cluster_run_held(now, &mut self.io);
                 }
             }
             Event::LeaseLost => {

@@ -5,8 +5,8 @@
 mod accept;
 mod buffer;
 mod chat_input;
-mod cluster_io;
 mod clock;
+mod cluster_io;
 mod conn;
 mod event_loop;
 mod fanout;

@@ -61,7 +61,14 @@ pub(super) struct Cluster {
     rejoin: HashMap<ClientId, Box<str>>,
     /// The seq of the last entry applied.
     pub(super) applied_seq: u64,
+    /// Lines a user sent while its nickname claim was on its way, handled once it is answered.
+    held: HashMap<ClientId, Vec<Box<str>>>,
+    /// Users whose held lines can be handled now.
+    ready: Vec<ClientId>,
 }
+
+/// Lines held per user while its nickname claim is answered; more are dropped.
+const MAX_HELD: usize = 64;
 
 /// The connection id a node puts in its nick claims: `key.gen`.
 fn conn_id(id: ClientId) -> String {
@@ -91,6 +98,8 @@ impl ChatCore {
             reregister: false,
             rejoin: HashMap::new(),
             applied_seq: 0,
+            held: HashMap::new(),
+            ready: Vec::new(),
         }));
     }
 
@@ -101,7 +110,9 @@ impl ChatCore {
 
     /// Whether proposals wait for [`ChatCore::take_proposals`].
     pub fn has_proposals(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|c| !c.proposals.is_empty())
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| !c.proposals.is_empty())
     }
 
     /// The proposals made since the last call, in order, with the connection that asked.
@@ -152,6 +163,57 @@ impl ChatCore {
             } else {
                 c.to_release.push(p);
             }
+        }
+    }
+
+    pub(super) fn hold_line(&mut self, id: ClientId, line: &str) {
+        if let Some(c) = self.cluster.as_mut() {
+            let held = c.held.entry(id).or_default();
+            if held.len() < MAX_HELD {
+                held.push(line.into());
+            }
+        }
+    }
+
+    /// The claim of `id` was answered: the lines it sent meanwhile are handled by the next
+    /// [`ChatCore::cluster_run_held`] (outside the entry's application, so that their own
+    /// records are not taken for the entry's).
+    fn release_held(&mut self, _now: Now, id: ClientId, _out: &mut impl Outbox) {
+        if let Some(c) = self.cluster.as_mut() {
+            if c.held.contains_key(&id) {
+                c.ready.push(id);
+            }
+        }
+    }
+
+    /// Handles the lines held while nickname claims were answered (call after each applied
+    /// entry or refusal).
+    pub fn cluster_run_held(&mut self, now: Now, out: &mut impl Outbox) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if c.ready.is_empty() {
+            return;
+        }
+        for id in std::mem::take(&mut c.ready) {
+            let lines = self.cluster.as_mut().and_then(|c| c.held.remove(&id));
+            for (i, line) in lines.iter().flatten().enumerate() {
+                if self.session(id).is_some_and(|s| s.claiming.is_some()) {
+                    // Claiming again (a held nickname or /nick): the rest waits once more.
+                    if let (Some(c), Some(lines)) = (self.cluster.as_mut(), &lines) {
+                        c.held.insert(id, lines[i..].to_vec());
+                    }
+                    break;
+                }
+                self.handle_line(now, id, line, out);
+            }
+        }
+    }
+
+    /// A session ended: its held lines go with it.
+    pub(super) fn forget_held(&mut self, id: ClientId) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.held.remove(&id);
         }
     }
 
@@ -254,15 +316,14 @@ impl ChatCore {
                     if claimed.is_some() {
                         self.refuse(now, id, s::CLUSTER_DOWN, out);
                     }
-                    return;
-                }
-                if reclaim {
+                } else if reclaim {
                     self.lose_nick(now, id, out);
                 } else if old.is_some() {
                     self.refuse(now, id, s::RENAME_TAKEN, out);
                 } else {
                     out.send(id, s::NICK_TAKEN);
                 }
+                self.release_held(now, id, out);
             }
             _ => {
                 if let Some(id) = id {
@@ -663,8 +724,7 @@ impl ChatCore {
             return;
         };
         let me = *entry.node == *c.node;
-        let same_owner =
-            |o: &Owner| o.node == entry.node && *o.conn == *conn;
+        let same_owner = |o: &Owner| o.node == entry.node && *o.conn == *conn;
         if let Some(old_key) = old.and_then(Nick::new).map(|n| n.lower()) {
             if !c.owners.get(&old_key).is_some_and(same_owner) {
                 return;
@@ -672,7 +732,10 @@ impl ChatCore {
             if c.owners.get(&key).is_some_and(|o| !same_owner(o)) {
                 self.displace(now, key, out);
             }
-            let Some(mut owner) = self.cluster.as_mut().and_then(|c| c.owners.remove(&old_key))
+            let Some(mut owner) = self
+                .cluster
+                .as_mut()
+                .and_then(|c| c.owners.remove(&old_key))
             else {
                 return;
             };
@@ -689,6 +752,7 @@ impl ChatCore {
                         sess.claiming = None;
                     }
                     self.do_rename(now, id, was, new, out);
+                    self.release_held(now, id, out);
                 }
                 None => self.rename_remote(now, ch, was, new, out),
             }
@@ -710,13 +774,10 @@ impl ChatCore {
             }
             self.displace(now, key, out);
         }
-        let local = me
-            .then(|| parse_conn(conn))
-            .flatten()
-            .filter(|id| {
-                self.session(*id)
-                    .is_some_and(|s| s.claiming == Some(new) || s.nick == Some(new))
-            });
+        let local = me.then(|| parse_conn(conn)).flatten().filter(|id| {
+            self.session(*id)
+                .is_some_and(|s| s.claiming == Some(new) || s.nick == Some(new))
+        });
         if let Some(c) = self.cluster.as_mut() {
             c.owners.insert(
                 key,
@@ -758,6 +819,7 @@ impl ChatCore {
                 out.send(id, motd);
             }
         }
+        self.release_held(now, id, out);
     }
 
     fn log_nick(&self, now: Now, gen: u32, nick: &str, out: &mut impl Outbox) {
