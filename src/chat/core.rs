@@ -468,11 +468,15 @@ impl ChatCore {
                     Some(channel) => {
                         let mut text = String::from(s::LIST_HEADER);
                         let mut members = self.members(&channel.members);
-                        for r in &channel.remote {
-                            members.push(Member {
-                                nick: r.as_str(),
-                                away: false,
-                            });
+                        if self.cluster.is_some() {
+                            // The same answer on every node: sorted, not in join order.
+                            for r in &channel.remote {
+                                members.push(Member {
+                                    nick: r.as_str(),
+                                    away: false,
+                                });
+                            }
+                            members.sort_by_key(|m| m.nick.to_ascii_lowercase());
                         }
                         for member in &members {
                             text.push('\n');

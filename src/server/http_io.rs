@@ -174,8 +174,11 @@ impl Server {
         );
         match outcome {
             Outcome::Respond(resp) => self.respond(id, resp, head, keep),
-            Outcome::Query(job) => {
+            Outcome::Query(mut job) => {
                 self.io.metrics.queries += 1;
+                if self.core.is_clustered() {
+                    job.set_applied_seq(self.core.applied_seq());
+                }
                 let Some((http, _)) = self.io.http_mut(id) else {
                     return;
                 };

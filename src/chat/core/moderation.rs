@@ -923,6 +923,12 @@ impl ChatCore {
             })
             .collect();
         list.sort_by_key(|c| c.name.to_ascii_lowercase());
+        if self.cluster.is_some() {
+            // The same answer on every node: members sorted, not in join order.
+            for c in &mut list {
+                c.members.sort_by_key(|m| m.to_ascii_lowercase());
+            }
+        }
         list
     }
 }
