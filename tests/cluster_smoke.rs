@@ -5,18 +5,106 @@
 //! chat works again by itself.
 //!
 //! Without `redis-server` the test prints a loud SKIPPED banner and passes (under `CI` it
-//! fails).
+//! fails). The Redis it starts is its own (this file needs nothing of the other cluster
+//! tests' harness).
 
 mod common;
-mod redis_harness;
 
-use common::{Server, Telnet};
-use redis_harness::redis_or_skip;
+use common::{Server, Telnet, TempDir};
 use serde_json::json;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A `redis-server` on a free loopback port, AOF on, in a temporary directory; stopped by
+/// its PID when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Redis, or `None` after a loud SKIPPED banner (a failure under `CI`).
+fn redis_or_skip(test: &str) -> Option<Redis> {
+    if !redis_installed() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test} needs redis-server under CI, but it is not on the PATH"
+        );
+        eprintln!("\n*** SKIPPED: {test} did NOT run: redis-server is not installed ***\n");
+        return None;
+    }
+    for _ in 0..5 {
+        let dir = TempDir::new("smoke-redis");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ])
+            .args(["--logfile", "redis.log", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let mut redis = Redis {
+            child,
+            port,
+            _dir: dir,
+        };
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = redis.child.try_wait() {
+                break; // the port was taken meanwhile: another one
+            }
+            if ping(port) {
+                return Some(redis);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("redis-server did not start");
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
 
 const DOWN_NOTICE: &str =
     "Chat is unavailable right now: the cluster link is down. Please try again shortly.";
@@ -137,7 +225,7 @@ fn two_nodes_one_chat_and_a_paused_redis() {
     });
 
     // Redis paused: chat is refused with the notice, /healthz answers 503, /help works.
-    signal(redis.pid(), "STOP");
+    signal(redis.child.id(), "STOP");
     let end = Instant::now() + WAIT;
     loop {
         alice.send_line("while redis sleeps");
@@ -153,7 +241,7 @@ fn two_nodes_one_chat_and_a_paused_redis() {
     });
 
     // Resumed: everything comes back by itself.
-    signal(redis.pid(), "CONT");
+    signal(redis.child.id(), "CONT");
     wait_healthz(&mut n1, 200, "Redis resumed");
     wait_healthz(&mut n2, 200, "Redis resumed");
     alice.send_line("back again");

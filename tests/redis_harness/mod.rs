@@ -115,11 +115,6 @@ impl Redis {
     pub fn conn(&self) -> Conn {
         Conn::open(self.port).expect("connect to redis-server")
     }
-
-    /// The server's PID (to pause it with SIGSTOP and resume it with SIGCONT).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 impl Drop for Redis {
