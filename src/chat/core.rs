@@ -473,7 +473,7 @@ impl ChatCore {
                             for r in &channel.remote {
                                 members.push(Member {
                                     nick: r.as_str(),
-                                    away: false,
+                                    away: self.remote_away(r),
                                 });
                             }
                             members.sort_by_key(|m| m.nick.to_ascii_lowercase());
@@ -581,7 +581,7 @@ impl ChatCore {
                 let mut all = self.members(&channel.members);
                 all.extend(channel.remote.iter().map(|r| Member {
                     nick: r.as_str(),
-                    away: false,
+                    away: self.remote_away(r),
                 }));
                 all
             };

@@ -330,11 +330,3 @@ pub fn cluster_nick_lost(nick: &str) -> String {
 /// `/nick` changing only the case, in a cluster.
 pub const CLUSTER_CASE_ONLY: &str =
     "Changing only the case of your nickname is not possible on this server; choose another nickname.";
-
-/// `/whois` of a user on another server of the cluster.
-pub fn whois_remote(nick: &str, channel: Option<&str>) -> String {
-    match channel {
-        Some(channel) => format!("@{nick} is in {channel}, connected to another server"),
-        None => format!("@{nick} is not in a channel, connected to another server"),
-    }
-}

@@ -18,6 +18,7 @@
 //! | `mod` | `actor`, `action`, `target`, `until` (ms, or ""), `reason` | append |
 //! | `nick` | `nick` (as typed), `conn`, `old` (casefolded, or "") | nick_claim |
 //! | `unnick` | `nick` (casefolded), `conn`, `reason` | nick_release |
+//! | `away` | `nick`, `msg` (the away message; "" when back) | append |
 //! | `node_up` | — | register |
 //! | `node_down` | `node`, `inc` (the dead incarnation) | reap |
 
@@ -103,6 +104,11 @@ pub enum Body {
         conn: Box<str>,
         reason: Box<str>,
     },
+    /// `/away` (with its message) or `/back` (None).
+    Away {
+        nick: Box<str>,
+        message: Option<Box<str>>,
+    },
     NodeUp,
     NodeDown {
         node: Box<str>,
@@ -152,6 +158,7 @@ impl Body {
             Body::Moderation { .. } => "mod",
             Body::Nick { .. } => "nick",
             Body::Unnick { .. } => "unnick",
+            Body::Away { .. } => "away",
             Body::NodeUp => "node_up",
             Body::NodeDown { .. } => "node_down",
         }
@@ -212,6 +219,10 @@ impl Body {
             Body::Unnick { nick, conn, reason } => {
                 out.extend([("nick", s(nick)), ("conn", s(conn)), ("reason", s(reason))])
             }
+            Body::Away { nick, message } => out.extend([
+                ("nick", s(nick)),
+                ("msg", message.as_deref().map(s).unwrap_or_default()),
+            ]),
             Body::NodeUp => {}
             Body::NodeDown { node, incarnation } => {
                 out.extend([("node", s(node)), ("inc", s(incarnation))])
@@ -282,6 +293,10 @@ impl Body {
                 nick: f.get("nick")?,
                 conn: f.get("conn")?,
                 reason: f.get("reason")?,
+            },
+            "away" => Body::Away {
+                nick: f.get("nick")?,
+                message: Some(f.get("msg")?).filter(|m| !m.is_empty()),
             },
             "node_up" => Body::NodeUp,
             "node_down" => Body::NodeDown {
@@ -403,6 +418,14 @@ mod tests {
             Body::ChannelAnnouncement {
                 channel: b("#x"),
                 text: b("down at 5"),
+            },
+            Body::Away {
+                nick: b("bob"),
+                message: Some(b("lunch")),
+            },
+            Body::Away {
+                nick: b("bob"),
+                message: None,
             },
             Body::Join {
                 channel: b("#x"),

@@ -18,7 +18,7 @@ use crate::chat::event::{Event, EventKind, Presence};
 use crate::chat::history::{Entry as HistoryEntry, EntryKind};
 use crate::chat::nick::Nick;
 use crate::chat::strings as s;
-use crate::chat::{ClientId, Now, Outbox};
+use crate::chat::{ClientId, Now, Outbox, Transport};
 use crate::cluster::broker::Proposal;
 use crate::cluster::entry::{Body, Entry};
 use crate::record::Record;
@@ -38,6 +38,13 @@ pub(super) struct Owner {
     pub(super) local: Option<ClientId>,
     /// The channel of a user that is not one of this node's open connections.
     pub(super) channel: Option<ChannelKey>,
+    /// How the user is connected (`telnet`, `websocket`), from its connection id.
+    pub(super) transport: &'static str,
+    /// When its nickname was registered here, and when it last spoke (monotonic ms).
+    pub(super) since_ms: u64,
+    pub(super) active_ms: u64,
+    /// Its away message.
+    pub(super) away: Option<Box<str>>,
 }
 
 /// The core's cluster state (absent in one process).
@@ -70,17 +77,29 @@ pub(super) struct Cluster {
 /// Lines held per user while its nickname claim is answered; more are dropped.
 const MAX_HELD: usize = 64;
 
-/// The connection id a node puts in its nick claims: `key.gen`.
-fn conn_id(id: ClientId) -> String {
-    format!("{}.{}", id.key, id.gen)
+/// The connection id a node puts in its nick claims: `key.gen.t` (telnet) or `key.gen.w`
+/// (WebSocket), so that every node's `/whois` can say how the user is connected.
+fn conn_id(id: ClientId, transport: Transport) -> String {
+    let t = match transport {
+        Transport::Telnet => 't',
+        Transport::WebSocket => 'w',
+    };
+    format!("{}.{}.{t}", id.key, id.gen)
 }
 
 fn parse_conn(conn: &str) -> Option<ClientId> {
-    let (key, gen) = conn.split_once('.')?;
+    let mut parts = conn.split('.');
     Some(ClientId {
-        key: key.parse().ok()?,
-        gen: gen.parse().ok()?,
+        key: parts.next()?.parse().ok()?,
+        gen: parts.next()?.parse().ok()?,
     })
+}
+
+fn transport_of(conn: &str) -> &'static str {
+    match conn.rsplit('.').next() {
+        Some("w") => Transport::WebSocket.as_str(),
+        _ => Transport::Telnet.as_str(),
+    }
 }
 
 impl ChatCore {
@@ -248,7 +267,7 @@ impl ChatCore {
         if !std::mem::take(&mut c.reregister) {
             return;
         }
-        let mut users: Vec<(ClientId, Nick)> = self
+        let mut users: Vec<(ClientId, Nick, Transport)> = self
             .sessions
             .iter()
             .enumerate()
@@ -260,18 +279,19 @@ impl ChatCore {
                         gen: sess.gen,
                     },
                     sess.nick?,
+                    sess.transport,
                 ))
             })
             .collect();
-        users.sort_unstable_by_key(|(id, _)| *id);
+        users.sort_unstable_by_key(|(id, _, _)| *id);
         if let Some(c) = self.cluster.as_mut() {
-            for (id, nick) in users {
+            for (id, nick, transport) in users {
                 c.proposals.push((
                     Some(id),
                     Proposal::ClaimNick {
                         folded: nick.lower().as_str().into(),
                         nick: nick.as_str().into(),
-                        conn: conn_id(id).into(),
+                        conn: conn_id(id, transport).into(),
                         old: None,
                     },
                 ));
@@ -451,6 +471,7 @@ impl ChatCore {
                 self.apply_announcement(now, Some(channel), text, out)
             }
             Body::Join { channel, nick } => self.apply_join(now, channel, nick, out),
+            Body::Away { nick, message } => self.apply_away(now, nick, message.as_deref(), out),
             Body::Topic {
                 channel,
                 nick,
@@ -491,6 +512,49 @@ impl ChatCore {
         }
     }
 
+    fn apply_away(&mut self, now: Now, nick: &str, message: Option<&str>, out: &mut impl Outbox) {
+        let Some(key) = Nick::new(nick).map(|n| n.lower()) else {
+            return;
+        };
+        let Some(o) = self.cluster.as_mut().and_then(|c| c.owners.get_mut(&key)) else {
+            return;
+        };
+        match o.local {
+            Some(id) => match message {
+                Some(m) => self.set_away(now, id, nick, Some(m), out),
+                None => self.back(now, id, nick, out),
+            },
+            None => {
+                o.away = message.map(Into::into);
+                let _ = out.log(
+                    now,
+                    &Record::Away {
+                        nick: Cow::Borrowed(nick),
+                        message: message.map(Cow::Borrowed),
+                    },
+                );
+            }
+        }
+    }
+
+    /// A remote user spoke: no longer idle.
+    fn touch(&mut self, now: Now, nick: &str) {
+        let Some(key) = Nick::new(nick).map(|n| n.lower()) else {
+            return;
+        };
+        if let Some(o) = self.cluster.as_mut().and_then(|c| c.owners.get_mut(&key)) {
+            o.active_ms = now.mono_ms;
+        }
+    }
+
+    /// Whether the user `nick` on another node is away (for `/list`).
+    pub(super) fn remote_away(&self, nick: &Nick) -> bool {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.owners.get(&nick.lower()))
+            .is_some_and(|o| o.away.is_some())
+    }
+
     fn apply_say(
         &mut self,
         now: Now,
@@ -500,6 +564,7 @@ impl ChatCore {
         speech: Speech,
         out: &mut impl Outbox,
     ) {
+        self.touch(now, nick);
         if let Some(ch) = self.channel_index.get(&lower(channel)).copied() {
             self.say(now, None, ch, nick, text, speech, out);
         }
@@ -511,6 +576,7 @@ impl ChatCore {
     }
 
     fn apply_private(&mut self, now: Now, from: &str, to: &str, text: &str, out: &mut impl Outbox) {
+        self.touch(now, from);
         let record = Record::Private {
             from: Cow::Borrowed(from),
             to: Cow::Borrowed(to),
@@ -537,11 +603,14 @@ impl ChatCore {
         if let Some(sender) = sender {
             let line = &to_line;
             out.publish(&[sender], &Event { line, kind });
-            if let Some(away) = target
-                .and_then(|t| self.session(t))
-                .and_then(|t| t.away.as_deref())
-            {
-                out.send(sender, &s::is_away(to, away));
+            let away = match target {
+                Some(t) => self.session(t).and_then(|t| t.away.clone()),
+                None => Nick::new(to)
+                    .and_then(|n| self.cluster.as_ref()?.owners.get(&n.lower()))
+                    .and_then(|o| o.away.clone()),
+            };
+            if let Some(away) = away {
+                out.send(sender, &s::is_away(to, &away));
             }
         }
     }
@@ -788,6 +857,10 @@ impl ChatCore {
                     conn: conn.into(),
                     local,
                     channel: None,
+                    transport: transport_of(conn),
+                    since_ms: now.mono_ms,
+                    active_ms: now.mono_ms,
+                    away: None,
                 },
             );
         }
@@ -1016,10 +1089,13 @@ impl ChatCore {
                 sess.claiming = Some(new);
             }
         }
+        let Some(transport) = self.session(id).map(|s| s.transport) else {
+            return;
+        };
         let p = Proposal::ClaimNick {
             folded: new.lower().as_str().into(),
             nick: new.as_str().into(),
-            conn: conn_id(id).into(),
+            conn: conn_id(id, transport).into(),
             old: old.map(|o| o.lower().as_str().into()),
         };
         self.propose(now, id, p, out);

@@ -891,11 +891,11 @@ impl ChatCore {
                     channel: (o.channel)
                         .and_then(|c| self.channels.get(c as usize))
                         .map(|c| c.name.to_string()),
-                    transport: "remote",
+                    transport: o.transport,
                     address: String::new(),
-                    connected_at: String::new(),
-                    idle_s: 0,
-                    away: None,
+                    connected_at: crate::timefmt::rfc3339_ms(wall_of(now, o.since_ms)),
+                    idle_s: now.mono_ms.saturating_sub(o.active_ms) / 1000,
+                    away: o.away.as_deref().map(str::to_string),
                     operator: false,
                     muted: mute.is_some(),
                     muted_until: mute.and_then(|m| m.until_ms).map(format_until),

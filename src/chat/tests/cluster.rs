@@ -203,7 +203,10 @@ fn two_cores_fed_one_stream_agree_on_members_and_lines() {
     );
     assert_eq!(
         c.line(0, 1, "/whois @carol"),
-        [s(1, "@carol is in #other, connected to another server")]
+        [s(
+            1,
+            "@carol is in #other, connected via telnet for 0s, idle 0s"
+        )]
     );
     // A private message reaches its target and the sender's echo only.
     c.line(0, 1, "/msg @carol psst");
