@@ -184,6 +184,22 @@ pub enum Record<'a> {
 }
 
 impl Record<'_> {
+    /// False for the records about this process's own connections and life (connect, close,
+    /// commands, errors, `/oper`, start and stop): in a cluster only the others are every
+    /// node's records.
+    pub fn is_shared(&self) -> bool {
+        !matches!(
+            self,
+            Record::ServerStart { .. }
+                | Record::ServerStop { .. }
+                | Record::Connect { .. }
+                | Record::Close { .. }
+                | Record::Command { .. }
+                | Record::Error { .. }
+                | Record::Oper { .. }
+        )
+    }
+
     /// True for the records that carry a message people read: chat, action, private,
     /// announcement. These are the ones that are refused when they cannot be logged.
     pub fn is_message(&self) -> bool {

@@ -283,7 +283,7 @@ impl ChatCore {
             now.mono_ms.saturating_add(self.config.nick_timeout_ms),
             id,
         )));
-        out.send(id, &s::welcome(self.nicks.len()));
+        out.send(id, &s::welcome(self.cluster_users()));
     }
 
     /// The connection is gone (EOF, error, timeout, close): free its nickname, leave its
@@ -574,7 +574,9 @@ impl ChatCore {
                 },
             )
             .unwrap_or(0);
-        if let Some(channel) = self.channels.get(ch as usize) {
+        // A user put back in its channel after its node re-registered is not greeted again.
+        let quiet = self.is_rejoining(id);
+        if let (Some(channel), false) = (self.channels.get(ch as usize), quiet) {
             // Listed only for a JSON client: a text joiner needs the count alone, and
             // building the list per join would make a join storm quadratic.
             let list = || {
@@ -594,10 +596,12 @@ impl ChatCore {
             };
             out.publish(&[id], &event);
         }
-        if let Some(topic) = topic {
-            out.send(id, &topic);
+        if !quiet {
+            if let Some(topic) = topic {
+                out.send(id, &topic);
+            }
+            self.replay_on_join(now, id, &shown, since, out);
         }
-        self.replay_on_join(now, id, &shown, since, out);
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::joined(&kitchen, nick, &shown);
         if let Some(channel) = self.channels.get(ch as usize) {

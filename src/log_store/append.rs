@@ -161,7 +161,9 @@ impl LogStore {
     }
 
     /// Records appended until the next call carry `"cseq"` and `"node"` (cluster mode,
-    /// while an entry of the shared stream is applied); `None` stops that.
+    /// while an entry of the shared stream is applied); `None` stops that. Records of this
+    /// node's own connections (connect, close, command, error, oper) never do: they are not
+    /// in every node's log.
     pub fn set_origin(&mut self, origin: Option<(u64, &str)>) {
         self.origin = origin.map(|(cseq, node)| (cseq, node.into()));
     }
@@ -176,7 +178,7 @@ impl LogStore {
         self.buf.extend_from_slice(b"\",\"seq\":");
         write!(self.buf, "{seq}")?;
         self.buf.push(b',');
-        if let Some((cseq, node)) = &self.origin {
+        if let (Some((cseq, node)), true) = (&self.origin, record.is_shared()) {
             // A node id is letters, digits, '_' and '-' (validated): no escaping needed.
             write!(self.buf, "\"cseq\":{cseq},\"node\":\"{node}\",")?;
         }

@@ -286,7 +286,12 @@ impl Server {
             Event::Apply(entry) => {
                 cl.head_seq = cl.head_seq.max(entry.seq);
                 self.io.log.set_origin(Some((entry.seq, &entry.node)));
-                self.core.cluster_apply(now, &entry, &mut self.io);
+                // Redis's clock stamps the entry: every node shows and logs the same time.
+                let at = Now {
+                    unix_ms: i64::try_from(entry.ts_ms).unwrap_or(now.unix_ms),
+                    ..now
+                };
+                self.core.cluster_apply(at, &entry, &mut self.io);
                 self.io.log.set_origin(None);
                 self.core.cluster_run_held(now, &mut self.io);
             }

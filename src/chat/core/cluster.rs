@@ -72,10 +72,25 @@ pub(super) struct Cluster {
     held: HashMap<ClientId, Vec<Box<str>>>,
     /// Users whose held lines can be handled now.
     ready: Vec<ClientId>,
+    /// Local users whose re-registration join is on its way (not greeted again).
+    rejoins: Vec<ClientId>,
+    /// The local user whose re-registration join is being applied.
+    rejoining: Option<ClientId>,
+    /// While another node's moderation act is applied here: who did it.
+    mod_actor: Option<Box<str>>,
 }
 
 /// Lines held per user while its nickname claim is answered; more are dropped.
 const MAX_HELD: usize = 64;
+
+/// A moderation entry's fields.
+struct ModAct<'a> {
+    actor: &'a str,
+    action: &'a str,
+    target: &'a str,
+    until_ms: Option<u64>,
+    reason: &'a str,
+}
 
 /// The connection id a node puts in its nick claims: `key.gen.t` (telnet) or `key.gen.w`
 /// (WebSocket), so that every node's `/whois` can say how the user is connected.
@@ -119,6 +134,9 @@ impl ChatCore {
             applied_seq: 0,
             held: HashMap::new(),
             ready: Vec::new(),
+            rejoins: Vec::new(),
+            rejoining: None,
+            mod_actor: None,
         }));
     }
 
@@ -233,6 +251,7 @@ impl ChatCore {
     pub(super) fn forget_held(&mut self, id: ClientId) {
         if let Some(c) = self.cluster.as_mut() {
             c.held.remove(&id);
+            c.rejoins.retain(|r| *r != id);
         }
     }
 
@@ -347,6 +366,9 @@ impl ChatCore {
             }
             _ => {
                 if let Some(id) = id {
+                    if let Some(c) = self.cluster.as_mut() {
+                        c.rejoins.retain(|r| *r != id);
+                    }
                     self.refuse(now, id, s::CLUSTER_DOWN, out);
                 }
             }
@@ -503,9 +525,25 @@ impl ChatCore {
             Body::NodeDown { node, incarnation } => {
                 self.apply_node_down(now, node, incarnation, out)
             }
-            // Not proposed by this version (moderation stays per node; a leave is a join
-            // elsewhere or a nickname release).
-            Body::Part { .. } | Body::Quit { .. } | Body::Moderation { .. } | Body::NodeUp => {}
+            Body::Moderation {
+                actor,
+                action,
+                target,
+                until_ms,
+                reason,
+            } => {
+                let act = ModAct {
+                    actor,
+                    action,
+                    target,
+                    until_ms: *until_ms,
+                    reason,
+                };
+                self.apply_moderation(now, entry, act, out)
+            }
+            // Not proposed by this version (a leave is a join elsewhere or a nickname
+            // release).
+            Body::Part { .. } | Body::Quit { .. } | Body::NodeUp => {}
         }
         if let Some(c) = self.cluster.as_mut() {
             c.applying = false;
@@ -545,6 +583,113 @@ impl ChatCore {
         if let Some(o) = self.cluster.as_mut().and_then(|c| c.owners.get_mut(&key)) {
             o.active_ms = now.mono_ms;
         }
+    }
+
+    /// While another node's moderation act is applied: its actor's name.
+    pub(super) fn replicated_actor(&self) -> Option<&str> {
+        self.cluster.as_ref()?.mod_actor.as_deref()
+    }
+
+    /// Cluster mode: a moderation act needs the link, to reach every node.
+    pub(super) fn mod_link_check(&self) -> Result<(), crate::chat::ModError> {
+        match &self.cluster {
+            Some(c) if !c.applying && !c.link_up => Err(crate::chat::ModError::ClusterDown),
+            _ => Ok(()),
+        }
+    }
+
+    /// Cluster mode: a moderation act done here is proposed, so that every node does it too.
+    pub(super) fn replicate_mod(
+        &mut self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        until_ms: Option<i64>,
+        reason: Option<&str>,
+    ) {
+        if !self.clustered() {
+            return;
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            let body = Body::Moderation {
+                actor: actor.into(),
+                action: action.into(),
+                target: target.into(),
+                until_ms: until_ms.and_then(|u| u64::try_from(u).ok()),
+                reason: reason.unwrap_or("").into(),
+            };
+            c.proposals.push((None, Proposal::Append(body)));
+        }
+    }
+
+    /// Another node's moderation act, done here too (its origin did it when it was typed, and
+    /// logs it again here with its place in the stream).
+    fn apply_moderation(
+        &mut self,
+        now: Now,
+        entry: &Entry,
+        act: ModAct<'_>,
+        out: &mut impl Outbox,
+    ) {
+        use crate::chat::Actor;
+        let mine = self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| *c.node == *entry.node);
+        let reason = Some(act.reason).filter(|r| !r.is_empty());
+        let until = act.until_ms.and_then(|u| i64::try_from(u).ok());
+        if mine {
+            let _ = out.log(
+                now,
+                &Record::Moderation {
+                    actor: Cow::Borrowed(act.actor),
+                    action: Cow::Borrowed(act.action),
+                    target: Cow::Borrowed(act.target),
+                    until: until.map(|u| Cow::Owned(crate::chat::duration::format_until(u))),
+                    reason: reason.map(Cow::Borrowed),
+                },
+            );
+            return;
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            c.mod_actor = Some(act.actor.into());
+        }
+        let nick = act.target.strip_prefix('@').unwrap_or(act.target);
+        let duration = until.map(|u| u64::try_from(u - now.unix_ms).unwrap_or(1).max(1));
+        let logged = match act.action {
+            "kick" => self.kick(now, Actor::Api, nick, reason, out).is_ok(),
+            "ban" => self
+                .ban(now, Actor::Api, act.target, duration, reason, out)
+                .is_ok(),
+            "unban" => self.unban(now, Actor::Api, act.target, out).is_ok(),
+            "mute" => self.mute(now, Actor::Api, nick, duration, out).is_ok(),
+            "unmute" => self.unmute(now, Actor::Api, nick, out).is_ok(),
+            _ => false,
+        };
+        if !logged {
+            // Nothing to do here (the user is elsewhere, already unbanned, ...): the record
+            // alone, as on every node.
+            let _ = out.log(
+                now,
+                &Record::Moderation {
+                    actor: Cow::Borrowed(act.actor),
+                    action: Cow::Borrowed(act.action),
+                    target: Cow::Borrowed(act.target),
+                    until: until.map(|u| Cow::Owned(crate::chat::duration::format_until(u))),
+                    reason: reason.map(Cow::Borrowed),
+                },
+            );
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            c.mod_actor = None;
+        }
+    }
+
+    /// Whether `id` is being put back in its channel after its node registered again.
+    pub(super) fn is_rejoining(&self, id: ClientId) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.rejoining == Some(id))
     }
 
     /// Whether the user `nick` on another node is away (for `/list`).
@@ -687,7 +832,17 @@ impl ChatCore {
             return;
         }
         if let Some(id) = local {
+            let rejoin = self.cluster.as_mut().is_some_and(|c| {
+                let found = c.rejoins.iter().position(|r| *r == id);
+                found.map(|i| c.rejoins.swap_remove(i)).is_some()
+            });
+            if let (Some(c), true) = (self.cluster.as_mut(), rejoin) {
+                c.rejoining = Some(id);
+            }
             self.join(now, id, &n, channel, None, out);
+            if let Some(c) = self.cluster.as_mut() {
+                c.rejoining = None;
+            }
             return;
         }
         self.leave_remote(now, key, out);
@@ -926,6 +1081,7 @@ impl ChatCore {
         });
         if c.link_up {
             c.proposals.push((Some(id), p));
+            c.rejoins.push(id);
         }
     }
 

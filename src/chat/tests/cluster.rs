@@ -286,3 +286,43 @@ fn a_dead_node_s_users_leave_everywhere() {
     n.core.cluster_gap(now(6), 5, 9, &mut n.out);
     assert_eq!(c.sent(0), [s(1, &strings::cluster_gap(5, 9))]);
 }
+
+#[test]
+fn moderation_acts_reach_every_node() {
+    let mut c = Cluster::new();
+    c.user_in(0, 1, "alice", "#g");
+    c.user_in(1, 2, "bob", "#g");
+    // A mute typed on node a for a user of node b.
+    let n = &mut c.nodes[0];
+    let (shown, _) = n
+        .core
+        .mute(now(2), Actor::Api, "bob", None, &mut n.out)
+        .expect("bob is in the cluster");
+    assert_eq!(shown, "bob");
+    c.run();
+    assert_eq!(c.sent(1), [s(2, "You are muted.")]);
+    assert_eq!(c.line(1, 2, "hi"), [s(2, "You are muted.")]);
+    // A kick typed on node a: node b closes bob's connection.
+    let n = &mut c.nodes[0];
+    n.core
+        .kick(now(3), Actor::Api, "bob", Some("bye"), &mut n.out)
+        .expect("bob is in the cluster");
+    c.run();
+    let acts = std::mem::take(&mut c.nodes[1].out.acts);
+    assert!(
+        acts.contains(&Act::Send(102, "You were kicked by api: bye".into())),
+        "{acts:?}"
+    );
+    assert!(
+        acts.contains(&Act::Close(102, CloseReason::Kicked)),
+        "{acts:?}"
+    );
+    // The link down: the act is refused rather than done on one node only.
+    c.nodes[0].core.cluster_link(false);
+    let n = &mut c.nodes[0];
+    assert_eq!(
+        n.core
+            .ban(now(4), Actor::Api, "@bob", None, None, &mut n.out),
+        Err(ModError::ClusterDown)
+    );
+}
