@@ -545,6 +545,7 @@ impl ChatCore {
             return;
         }
         if self.clustered() {
+            self.remember_since(id, since);
             let body = crate::cluster::entry::Body::Join {
                 channel: name.into(),
                 nick: nick.into(),
@@ -867,6 +868,7 @@ impl ChatCore {
             })
             .collect();
         out.send_many(&ids, s::SHUTDOWN);
+        self.release_all_for_shutdown();
         for &id in &ids {
             out.close(id, CloseReason::Shutdown);
             if let Some(sess) = self

@@ -106,6 +106,12 @@ impl ClusterLink {
         }
     }
 
+    /// Nothing of this node's left to send: the link is down, or every proposal was
+    /// acknowledged.
+    pub(super) fn settled(&self) -> bool {
+        !self.broker.is_up() || self.broker.pending() == 0
+    }
+
     pub(super) fn next_deadline(&self) -> u64 {
         self.broker.next_deadline()
     }

@@ -78,6 +78,8 @@ pub(super) struct Cluster {
     rejoining: Option<ClientId>,
     /// While another node's moderation act is applied here: who did it.
     mod_actor: Option<Box<str>>,
+    /// `/join #c since SEQ` on its way: the seq, for the replay when it is applied.
+    since: HashMap<ClientId, u64>,
 }
 
 /// Lines held per user while its nickname claim is answered; more are dropped.
@@ -137,6 +139,7 @@ impl ChatCore {
             rejoins: Vec::new(),
             rejoining: None,
             mod_actor: None,
+            since: HashMap::new(),
         }));
     }
 
@@ -251,6 +254,7 @@ impl ChatCore {
     pub(super) fn forget_held(&mut self, id: ClientId) {
         if let Some(c) = self.cluster.as_mut() {
             c.held.remove(&id);
+            c.since.remove(&id);
             c.rejoins.retain(|r| *r != id);
         }
     }
@@ -585,6 +589,41 @@ impl ChatCore {
         }
     }
 
+    /// `/join #c since SEQ` proposed: the seq waits for the join's entry.
+    pub(super) fn remember_since(&mut self, id: ClientId, since: Option<u64>) {
+        if let (Some(c), Some(seq)) = (self.cluster.as_mut(), since) {
+            c.since.insert(id, seq);
+        }
+    }
+
+    /// The server is stopping: every local user's nickname is released, so that the other
+    /// nodes see them leave at once rather than when this node's lease runs out.
+    pub(super) fn release_all_for_shutdown(&mut self) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if !c.link_up {
+            return;
+        }
+        let mut mine: Vec<(Nick, Box<str>)> = c
+            .owners
+            .iter()
+            .filter(|(_, o)| *o.node == *c.node)
+            .map(|(k, o)| (*k, o.conn.clone()))
+            .collect();
+        mine.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        for (key, conn) in mine {
+            c.proposals.push((
+                None,
+                Proposal::ReleaseNick {
+                    folded: key.as_str().into(),
+                    conn,
+                    reason: "shutdown".into(),
+                },
+            ));
+        }
+    }
+
     /// While another node's moderation act is applied: its actor's name.
     pub(super) fn replicated_actor(&self) -> Option<&str> {
         self.cluster.as_ref()?.mod_actor.as_deref()
@@ -839,7 +878,8 @@ impl ChatCore {
             if let (Some(c), true) = (self.cluster.as_mut(), rejoin) {
                 c.rejoining = Some(id);
             }
-            self.join(now, id, &n, channel, None, out);
+            let since = self.cluster.as_mut().and_then(|c| c.since.remove(&id));
+            self.join(now, id, &n, channel, since, out);
             if let Some(c) = self.cluster.as_mut() {
                 c.rejoining = None;
             }
