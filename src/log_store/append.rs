@@ -178,9 +178,11 @@ impl LogStore {
         self.buf.extend_from_slice(b"\",\"seq\":");
         write!(self.buf, "{seq}")?;
         self.buf.push(b',');
-        if let (Some((cseq, node)), true) = (&self.origin, record.is_shared()) {
-            // A node id is letters, digits, '_' and '-' (validated): no escaping needed.
-            write!(self.buf, "\"cseq\":{cseq},\"node\":\"{node}\",")?;
+        if let Some((cseq, node)) = &self.origin {
+            if record.is_shared() {
+                // A node id is letters, digits, '_' and '-' (validated): no escaping needed.
+                write!(self.buf, "\"cseq\":{cseq},\"node\":\"{node}\",")?;
+            }
         }
         let fields_start = self.buf.len();
         let mut ser = serde_json::Serializer::with_formatter(
