@@ -162,6 +162,12 @@ pub enum Record<'a> {
         #[serde(borrow)]
         incarnation: Cow<'a, str>,
     },
+    /// Cluster: this node's link came up in this Redis epoch (a node's own record: where it
+    /// resumes after a restart).
+    ClusterEpoch {
+        #[serde(borrow)]
+        epoch: Cow<'a, str>,
+    },
     /// Cluster: stream entries `from..=to` were trimmed before this node read them.
     Gap { from: u64, to: u64 },
     /// Cluster: Redis lost its data; the shared history restarts in a new epoch.
@@ -197,6 +203,7 @@ impl Record<'_> {
                 | Record::Command { .. }
                 | Record::Error { .. }
                 | Record::Oper { .. }
+                | Record::ClusterEpoch { .. }
         )
     }
 

@@ -6,12 +6,14 @@
 
 use super::io::Entry;
 use super::start::{token, Server};
-use crate::chat::{ClientId, Now};
+use crate::chat::{ClientId, CloseReason, LogFailed, Now, Outbox};
 use crate::cluster::broker::{Broker, BrokerConfig, Event, Link, Proposal, ProposeError};
 use crate::cluster::config::ClusterConfig;
+use crate::record::Record;
 use crate::rest::ClusterSnapshot;
 use mio::net::TcpStream;
 use mio::Interest;
+use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -43,6 +45,25 @@ pub(super) struct ClusterLink {
     head_seq: u64,
     append_rtt_ms: f64,
     read_buf: Vec<u8>,
+    /// After a restart: the epoch this node's log was in and the last `cseq` it logged.
+    /// Entries up to it are applied again (to learn the cluster's state) without being
+    /// logged, delivered or remembered twice; a different epoch cancels it.
+    replay: Option<(Box<str>, u64)>,
+    /// The epoch of the last `cluster_epoch` record this process logged.
+    logged_epoch: Option<Box<str>>,
+}
+
+/// An outbox that drops everything: entries this node applied before a restart are applied
+/// again through it.
+struct Silent;
+
+impl Outbox for Silent {
+    fn log(&mut self, _now: Now, _record: &Record<'_>) -> Result<u64, LogFailed> {
+        Ok(0)
+    }
+    fn send(&mut self, _to: ClientId, _text: &str) {}
+    fn send_many(&mut self, _to: &[ClientId], _text: &str) {}
+    fn close(&mut self, _id: ClientId, _reason: CloseReason) {}
 }
 
 fn idx(link: Link) -> usize {
@@ -71,7 +92,10 @@ fn random_id() -> String {
 }
 
 impl ClusterLink {
-    pub(super) fn new(cfg: &ClusterConfig) -> io::Result<ClusterLink> {
+    pub(super) fn new(
+        cfg: &ClusterConfig,
+        resume: Option<(String, u64)>,
+    ) -> io::Result<ClusterLink> {
         let addr = cfg
             .redis_addr()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -91,6 +115,10 @@ impl ClusterLink {
             head_seq: 0,
             append_rtt_ms: 0.0,
             read_buf: vec![0; 64 * 1024],
+            replay: resume
+                .filter(|(_, upto)| *upto > 0)
+                .map(|(epoch, upto)| (epoch.into(), upto)),
+            logged_epoch: None,
         })
     }
 
@@ -282,6 +310,16 @@ impl Server {
             Event::Close(link) => self.close_redis(cl, link),
             Event::Up { epoch } => {
                 log::info!("cluster: link to Redis up (epoch {epoch})");
+                if cl.replay.as_ref().is_some_and(|(e, _)| *e != epoch) {
+                    cl.replay = None;
+                }
+                if cl.logged_epoch.as_deref() != Some(&*epoch) {
+                    let record = Record::ClusterEpoch {
+                        epoch: Cow::Borrowed(&epoch),
+                    };
+                    let _ = self.io.log(now, &record);
+                    cl.logged_epoch = Some(epoch);
+                }
                 cl.lease_held = true;
                 self.core.cluster_link(true);
             }
@@ -291,6 +329,16 @@ impl Server {
             }
             Event::Apply(entry) => {
                 cl.head_seq = cl.head_seq.max(entry.seq);
+                if let Some((_, upto)) = cl.replay {
+                    if entry.seq <= upto {
+                        // Already logged and delivered before this node restarted.
+                        self.core.set_replaying(true);
+                        self.core.cluster_apply(now, &entry, &mut Silent);
+                        self.core.set_replaying(false);
+                        return;
+                    }
+                    cl.replay = None;
+                }
                 self.io.log.set_origin(Some((entry.seq, &entry.node)));
                 // Redis's clock stamps the entry: every node shows and logs the same time.
                 let at = Now {
@@ -311,6 +359,7 @@ impl Server {
                 self.core.cluster_gap(now, from, to, &mut self.io);
             }
             Event::EpochChanged { old, new, last_seq } => {
+                cl.replay = None;
                 log::warn!(
                     "cluster: Redis lost its data (epoch {old} → {new}, last applied {last_seq})"
                 );

@@ -115,6 +115,43 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Cluster mode: where this node's log says it was in the shared stream — the epoch of its
+/// last `cluster_epoch` record in the last `scan_bytes`, and the highest `cseq` logged after
+/// it. `None` without such a record.
+pub fn cluster_resume(path: &Path, scan_bytes: u64) -> Option<(String, u64)> {
+    #[derive(Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        kind: Cow<'a, str>,
+        #[serde(default)]
+        cseq: Option<u64>,
+        #[serde(borrow, default)]
+        epoch: Option<Cow<'a, str>>,
+    }
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let start = len.saturating_sub(scan_bytes.max(1 << 20));
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut tail = Vec::new();
+    file.take(len - start).read_to_end(&mut tail).ok()?;
+    let mut found: Option<(String, u64)> = None;
+    for line in tail.split(|&b| b == b'\n') {
+        let interesting = contains(line, b"\"cseq\":") || contains(line, b"cluster_epoch");
+        if !interesting {
+            continue;
+        }
+        let Ok(l) = serde_json::from_slice::<Line<'_>>(line) else {
+            continue;
+        };
+        match (&*l.kind, l.epoch, l.cseq, found.as_mut()) {
+            ("cluster_epoch", Some(epoch), _, _) => found = Some((epoch.into_owned(), 0)),
+            (_, _, Some(cseq), Some(f)) => f.1 = f.1.max(cseq),
+            _ => {}
+        }
+    }
+    found
+}
+
 /// [`restore`] at start-up, reporting what it did (or why it could not) in the server log.
 pub(super) fn rebuild(core: &mut ChatCore, path: &Path, scan_bytes: u64) {
     let started = std::time::Instant::now();

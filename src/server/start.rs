@@ -101,7 +101,9 @@ impl Server {
         let cluster = match &config.cluster {
             Some(c) => {
                 core.enable_cluster(&c.node_id);
-                Some(Box::new(super::cluster_io::ClusterLink::new(c)?))
+                let resume =
+                    super::restore::cluster_resume(&settings.log_path, config.history_scan_bytes);
+                Some(Box::new(super::cluster_io::ClusterLink::new(c, resume)?))
             }
             None => None,
         };

@@ -113,8 +113,10 @@ impl ChatCore {
                 Speech::Action => EventKind::Action(said),
             };
             out.publish(&channel.members, &Event { line: &msg, kind });
-            let entry = Entry::new(entry_kind, seq, now.unix_ms, nick, text);
-            self.history.push(&channel.name, entry);
+            if self.cluster.is_none() || self.keeps_history() {
+                let entry = Entry::new(entry_kind, seq, now.unix_ms, nick, text);
+                self.history.push(&channel.name, entry);
+            }
         }
     }
 }

@@ -80,6 +80,8 @@ pub(super) struct Cluster {
     mod_actor: Option<Box<str>>,
     /// `/join #c since SEQ` on its way: the seq, for the replay when it is applied.
     since: HashMap<ClientId, u64>,
+    /// Entries logged before a restart are being applied again.
+    replaying: bool,
 }
 
 /// Lines held per user while its nickname claim is answered; more are dropped.
@@ -140,6 +142,7 @@ impl ChatCore {
             rejoining: None,
             mod_actor: None,
             since: HashMap::new(),
+            replaying: false,
         }));
     }
 
@@ -724,6 +727,19 @@ impl ChatCore {
         }
     }
 
+    /// While entries this node logged before a restart are applied again: nothing is
+    /// remembered in the history rings (they were rebuilt from the log).
+    pub fn set_replaying(&mut self, on: bool) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.replaying = on;
+        }
+    }
+
+    /// Whether history rings take what is applied now.
+    pub(super) fn keeps_history(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| !c.replaying)
+    }
+
     /// Whether `id` is being put back in its channel after its node registered again.
     pub(super) fn is_rejoining(&self, id: ClientId) -> bool {
         self.cluster
@@ -838,7 +854,7 @@ impl ChatCore {
             },
         };
         out.publish(&recipients, &event);
-        if let Some(channel) = &shown {
+        if let (Some(channel), true) = (&shown, self.keeps_history()) {
             let entry = HistoryEntry::new(EntryKind::Announcement, seq, now.unix_ms, "", text);
             self.history.push(channel, entry);
         }

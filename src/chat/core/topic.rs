@@ -147,8 +147,10 @@ impl ChatCore {
             };
             out.publish(&channel.members, &event);
         }
-        let entry = Entry::new(EntryKind::Topic, seq, now.unix_ms, nick, topic);
-        self.history.push(&name, entry);
+        if self.keeps_history() {
+            let entry = Entry::new(EntryKind::Topic, seq, now.unix_ms, nick, topic);
+            self.history.push(&name, entry);
+        }
     }
 
     /// A topic read back from the log at start-up.
