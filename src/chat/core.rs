@@ -361,12 +361,15 @@ impl ChatCore {
             return;
         }
         sess.active_ms = now.mono_ms;
-        if sess.claiming.is_some() {
-            // Cluster mode: its nickname claim is on its way; the line waits for the answer.
+        let (claiming, identified) = (sess.claiming.is_some(), sess.nick.is_some());
+        let waits = claiming || (self.cluster.is_some() && self.is_waiting(id));
+        if waits && !super::command::is_quit(line) {
+            // Cluster mode: its nickname claim, join, topic or away change is on its way;
+            // the line waits for it, so that a user's lines are answered in order.
             self.hold_line(id, line);
             return;
         }
-        if sess.nick.is_none() {
+        if !identified {
             self.identify(now, id, line, out);
             return;
         }

@@ -82,10 +82,21 @@ pub(super) struct Cluster {
     since: HashMap<ClientId, u64>,
     /// Entries logged before a restart are being applied again.
     replaying: bool,
+    /// Joins, topic and away changes of each user on their way to the stream.
+    waiting: HashMap<ClientId, u32>,
 }
 
 /// Lines held per user while its nickname claim is answered; more are dropped.
 const MAX_HELD: usize = 64;
+
+/// Whether a user's next lines wait for this proposal (a join, topic or away change: the
+/// answers to the lines after it depend on it).
+fn awaited(p: &Proposal) -> bool {
+    matches!(
+        p,
+        Proposal::Append(Body::Join { .. } | Body::Topic { .. } | Body::Away { .. })
+    )
+}
 
 /// A moderation entry's fields.
 struct ModAct<'a> {
@@ -143,6 +154,7 @@ impl ChatCore {
             mod_actor: None,
             since: HashMap::new(),
             replaying: false,
+            waiting: HashMap::new(),
         }));
     }
 
@@ -192,9 +204,37 @@ impl ChatCore {
             return;
         };
         if c.link_up {
+            if awaited(&p) {
+                *c.waiting.entry(id).or_default() += 1;
+            }
             c.proposals.push((Some(id), p));
         } else {
             self.refuse(now, id, s::CLUSTER_DOWN, out);
+        }
+    }
+
+    /// Whether a state change of `id` that its next lines wait for is on its way.
+    pub(super) fn is_waiting(&self, id: ClientId) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.waiting.contains_key(&id))
+    }
+
+    /// One awaited state change of `id` came back (applied or refused): once none is left,
+    /// its held lines go on.
+    fn done_waiting(&mut self, id: ClientId) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let Some(n) = c.waiting.get_mut(&id) else {
+            return;
+        };
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            c.waiting.remove(&id);
+            if c.held.contains_key(&id) {
+                c.ready.push(id);
+            }
         }
     }
 
@@ -258,6 +298,7 @@ impl ChatCore {
         if let Some(c) = self.cluster.as_mut() {
             c.held.remove(&id);
             c.since.remove(&id);
+            c.waiting.remove(&id);
             c.rejoins.retain(|r| *r != id);
         }
     }
@@ -377,6 +418,9 @@ impl ChatCore {
                         c.rejoins.retain(|r| *r != id);
                     }
                     self.refuse(now, id, s::CLUSTER_DOWN, out);
+                    if awaited(proposal) {
+                        self.done_waiting(id);
+                    }
                 }
             }
         }
@@ -509,6 +553,9 @@ impl ChatCore {
                 if let Some(ch) = self.channel_index.get(&lower(channel)).copied() {
                     self.topic_apply(now, None, ch, nick, topic, out);
                 }
+                if let Some(id) = self.local_of(nick) {
+                    self.done_waiting(id);
+                }
             }
             Body::Nick { nick, conn, old } => {
                 self.apply_nick(now, entry, nick, conn, old.as_deref(), out)
@@ -565,10 +612,13 @@ impl ChatCore {
             return;
         };
         match o.local {
-            Some(id) => match message {
-                Some(m) => self.set_away(now, id, nick, Some(m), out),
-                None => self.back(now, id, nick, out),
-            },
+            Some(id) => {
+                match message {
+                    Some(m) => self.set_away(now, id, nick, Some(m), out),
+                    None => self.back(now, id, nick, out),
+                }
+                self.done_waiting(id);
+            }
             None => {
                 o.away = message.map(Into::into);
                 let _ = out.log(
@@ -899,6 +949,7 @@ impl ChatCore {
             if let Some(c) = self.cluster.as_mut() {
                 c.rejoining = None;
             }
+            self.done_waiting(id);
             return;
         }
         self.leave_remote(now, key, out);

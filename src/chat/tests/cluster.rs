@@ -326,3 +326,32 @@ fn moderation_acts_reach_every_node() {
         Err(ModError::ClusterDown)
     );
 }
+
+#[test]
+fn a_user_s_lines_after_a_join_wait_for_it() {
+    let mut c = Cluster::new();
+    c.user_in(0, 1, "alice", "#g");
+    assert!(c.line(0, 1, "/join #h").is_empty());
+    assert!(
+        c.line(0, 1, "/list").is_empty(),
+        "held until the join is back"
+    );
+    c.run();
+    assert_eq!(
+        c.sent(0),
+        [
+            s(1, "There are 0 other users in this channel."),
+            s(1, "3:04PM-@alice just joined channel #h"),
+            s(1, "Here is the list of all users in this channel\n@alice"),
+        ]
+    );
+    // /quit is never held.
+    c.line(0, 1, "/topic news");
+    let n = &mut c.nodes[0];
+    n.core.handle_line(now(4), id(1), "/quit", &mut n.out);
+    let acts = std::mem::take(&mut c.nodes[0].out.acts);
+    assert!(
+        acts.contains(&Act::Close(101, CloseReason::Quit)),
+        "{acts:?}"
+    );
+}
