@@ -345,4 +345,34 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn a_cluster_node_resumes_after_the_last_cseq_of_its_last_epoch() {
+        let dir = std::env::temp_dir().join(format!("chat-resume-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("chat.log");
+        assert_eq!(cluster_resume(&path, 1 << 20), None, "no log");
+        let shared = |seq: u64, cseq: u64| {
+            format!(
+                "{{\"ts\":\"2026-11-27T15:04:05.123Z\",\"seq\":{seq},\"cseq\":{cseq},\"node\":\"n1\",\"kind\":\"chat\",\"nick\":\"a\",\"channel\":\"#g\",\"text\":\"x\"}}\n"
+            )
+        };
+        let epoch = |seq: u64, e: &str| {
+            format!(
+                "{{\"ts\":\"2026-11-27T15:04:05.123Z\",\"seq\":{seq},\"kind\":\"cluster_epoch\",\"epoch\":\"{e}\"}}\n"
+            )
+        };
+        let log = shared(1, 3)
+            + &epoch(2, "old")
+            + &shared(3, 9)
+            + &epoch(4, "new")
+            + &shared(5, 2)
+            + &shared(6, 4)
+            + &line(7, "chat", "local");
+        std::fs::write(&path, &log).unwrap();
+        assert_eq!(cluster_resume(&path, 1 << 20), Some(("new".to_string(), 4)));
+        std::fs::write(&path, line(1, "chat", "one")).unwrap();
+        assert_eq!(cluster_resume(&path, 1 << 20), None, "never in a cluster");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
