@@ -366,7 +366,7 @@ impl ChatCore {
         if waits && !super::command::is_quit(line) {
             // Cluster mode: its nickname claim, join, topic or away change is on its way;
             // the line waits for it, so that a user's lines are answered in order.
-            self.hold_line(id, line);
+            self.hold_line(id, line, out);
             return;
         }
         if !identified {

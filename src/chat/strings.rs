@@ -328,5 +328,10 @@ pub fn cluster_nick_lost(nick: &str) -> String {
 }
 
 /// `/nick` changing only the case, in a cluster.
+/// A user whose lines wait for the cluster (a nickname claim, join, topic or away change on
+/// its way) sent more than the wait holds: this line was not sent.
+pub const CLUSTER_BUSY: &str =
+    "Too many of your lines are waiting for the chat cluster; this one was not sent. Please wait a moment.";
+
 pub const CLUSTER_CASE_ONLY: &str =
     "Changing only the case of your nickname is not possible on this server; choose another nickname.";

@@ -249,11 +249,13 @@ impl ChatCore {
         }
     }
 
-    pub(super) fn hold_line(&mut self, id: ClientId, line: &str) {
+    pub(super) fn hold_line(&mut self, id: ClientId, line: &str, out: &mut impl Outbox) {
         if let Some(c) = self.cluster.as_mut() {
             let held = c.held.entry(id).or_default();
             if held.len() < MAX_HELD {
                 held.push(line.into());
+            } else {
+                out.send(id, s::CLUSTER_BUSY);
             }
         }
     }

@@ -355,3 +355,26 @@ fn a_user_s_lines_after_a_join_wait_for_it() {
         "{acts:?}"
     );
 }
+
+#[test]
+fn lines_past_what_a_wait_holds_are_refused_with_a_notice_and_the_rest_kept() {
+    let mut c = Cluster::new();
+    c.user_in(0, 1, "alice", "#g");
+    assert!(c.line(0, 1, "/join #h").is_empty());
+    let mut refused = 0;
+    for n in 0..200 {
+        for sent in c.line(0, 1, &format!("m{n}")) {
+            assert_eq!(sent, s(1, strings::CLUSTER_BUSY));
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "a bounded wait refuses some lines");
+    c.run();
+    let said: Vec<String> = c
+        .sent(0)
+        .into_iter()
+        .filter_map(|(_, t)| t.split_once("-@alice: ").map(|(_, m)| m.to_string()))
+        .collect();
+    let kept: Vec<String> = (0..200 - refused).map(|n| format!("m{n}")).collect();
+    assert_eq!(said, kept, "every line not refused is said, in order");
+}
