@@ -274,9 +274,18 @@ impl Gen {
             if c.st != St::Joined {
                 continue;
             }
+            let sched_ns = due.duration_since(base).as_nanos() as u64;
+            if step.shedding && c.out_pos < c.out.len() {
+                // The socket pushed back and the last message is still waiting: this one is
+                // offered but not sent (no sequence number spent, so no gap).
+                step.shed += 1;
+                if let Some(slots) = step.slots.as_mut() {
+                    slots.shed(sched_ns);
+                }
+                continue;
+            }
             let seq = self.sh.seq[s];
             self.sh.seq[s] += 1;
-            let sched_ns = due.duration_since(base).as_nanos() as u64;
             buf.fill(b'x');
             let mut cur = io::Cursor::new(&mut buf[..]);
             let _ = write!(cur, "b{s}:{}:{seq}:{sched_ns}:", sched.step);
