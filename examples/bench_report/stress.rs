@@ -150,14 +150,15 @@ pub fn overload(c: &Ctx<'_>, s: &mut String) {
         "\n### Overload\n\n{} in one channel (mixed telnet/WebSocket for chat-server): a knee \
          search, then one step offering twice that knee, then the knee again. Delivered/s is \
          counted by arrival time in each part. The generator does not queue what the server \
-         does not take: in this step each sender's socket send buffer is fixed at 32 KiB, and \
-         a message due while its sender still holds unsent bytes is shed (offered, not sent: \
-         *shed*; loss counts only messages sent). Otherwise the generator's own queue (seconds \
-         of messages after 10 s at twice the knee, which every later message of that sender \
-         waits behind) would be measured instead of the server. The recovery time is how long \
-         after the overload ended the p99 of the messages sent (by scheduled send time, in {} \
-         ms slots) came back under 100 ms with no message shed, and stayed there (\"never\": \
-         it did not within the step).\n",
+         does not take: in this step a message is shed (offered, not sent: *shed*; loss \
+         counts only messages sent) when its sender already has as many messages on their way \
+         (sent, not yet echoed back to the sender, a member of the channel too) as it sends in \
+         100 ms at the knee rate, since it could not arrive in time anyway. Otherwise the \
+         generator's own queue (seconds of messages after 10 s at twice the knee, which every \
+         later message of that sender waits behind) would be measured instead of the server. \
+         The recovery time is how long after the overload ended the p99 of the messages sent \
+         (by scheduled send time, in {} ms slots) came back under 100 ms with no message shed, \
+         and stayed there (\"never\": it did not within the step).\n",
         d.meta("overload"),
         250
     );

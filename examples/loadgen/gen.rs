@@ -275,16 +275,17 @@ impl Gen {
                 continue;
             }
             let sched_ns = due.duration_since(base).as_nanos() as u64;
-            if step.shedding && c.out_pos < c.out.len() {
-                // The socket pushed back and the last message is still waiting: this one is
-                // offered but not sent (no sequence number spent, so no gap).
+            let seq = self.sh.seq[s];
+            let echoed = c.next_seq.get(s / channels).copied().unwrap_or(0);
+            if step.shed_window > 0 && seq.saturating_sub(echoed) >= step.shed_window {
+                // Too many of this sender's messages are still on their way: this one would
+                // wait behind them. Offered, not sent (no sequence number spent: no gap).
                 step.shed += 1;
                 if let Some(slots) = step.slots.as_mut() {
                     slots.shed(sched_ns);
                 }
                 continue;
             }
-            let seq = self.sh.seq[s];
             self.sh.seq[s] += 1;
             buf.fill(b'x');
             let mut cur = io::Cursor::new(&mut buf[..]);

@@ -4,17 +4,10 @@ use crate::gen::Gen;
 use crate::stats::{Sched, Slots};
 use mio::Events;
 use serde_json::{json, Value};
-use socket2::SockRef;
 use std::time::{Duration, Instant};
 
 /// Width of the time slots that latency and receipts are grouped in.
 const SLOT_MS: u64 = 250;
-
-/// The senders' socket send buffer in the overload step (the kernel doubles it): the excess
-/// the server does not take waits here, bounded, and beyond it is shed where it is counted,
-/// instead of in a send buffer the kernel grows to megabytes (seconds of messages that every
-/// later message of that sender waits behind, invisible to the generator).
-const SENDER_SNDBUF: usize = 32 * 1024;
 
 impl Gen {
     /// Offers `2 × dps` deliveries/s for `--overload-s`, then `dps` for `--recover-s`, as one
@@ -23,23 +16,26 @@ impl Gen {
     /// server was back to normal service.
     ///
     /// An open-loop generator that queues what the server does not take would measure its own
-    /// queue: after twice the knee for 10 s it holds seconds of messages, which every message
-    /// of the same sender waits behind (each sender's order is kept), so the latency after
-    /// the overload stays high for as long as that queue takes to drain at the server's
-    /// spare capacity over the knee, however quickly the server itself recovers. So in this
-    /// step a message that is due while its sender's socket pushes back (unsent bytes wait in
-    /// the generator, and the send buffer is bounded at `SENDER_SNDBUF`) is shed: offered, not
-    /// sent, counted as `shed` (not as server loss, which counts only messages sent).
-    /// Recovered: from the first 250 ms slot (by scheduled send time) after which every slot
-    /// has its p99 under `--p99-ms` and no message shed.
+    /// queue: after twice the knee for 10 s it holds seconds of messages (in its buffers and
+    /// the kernel's), which every later message of the same sender waits behind (each
+    /// sender's order is kept), so the latency after the overload stays high for as long as
+    /// that queue takes to drain at the server's spare capacity over the knee, however
+    /// quickly the server itself recovers. So in this step a message is shed (offered, not
+    /// sent, counted as `shed`; loss counts only messages sent) when its sender already has
+    /// as many messages on their way (sent, not yet echoed back to the sender, which is in
+    /// the channel too) as it sends in `--p99-ms` at the knee rate: it could not be
+    /// delivered in time anyway. Recovered: from the first 250 ms slot (by scheduled send
+    /// time) after which every slot has its p99 under `--p99-ms` and no message shed.
     pub fn overload(&mut self, events: &mut Events, dps: f64) -> Value {
         let over_s = self.o.overload_s.max(0.25);
         let after_s = self.o.recover_s.max(0.25);
         let per_msg = self.per_msg();
         let (rate_hi, rate) = ((2.0 * dps / per_msg).max(0.1), (dps / per_msg).max(0.1));
         let idx = self.begin_step("overload", 2.0 * dps, rate_hi);
-        self.sh.steps[idx as usize].shedding = true;
-        self.bound_sender_buffers();
+        // Messages per sender in `--p99-ms` at the knee rate.
+        let window = rate / self.sh.senders as f64 * self.o.p99_ms / 1000.0;
+        self.sh.steps[idx as usize].shed_window =
+            window.ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
         let start = Instant::now() + Duration::from_millis(5);
         let first = (rate_hi * over_s).round().max(1.0) as u64;
         self.sh.sched = Some(Sched {
@@ -115,21 +111,5 @@ impl Gen {
             "p99_ms_by_slot_after": p99s,
             "step": step,
         })
-    }
-}
-
-impl Gen {
-    /// Fixes the senders' socket send buffers at `SENDER_SNDBUF` (see [`Gen::overload`]).
-    fn bound_sender_buffers(&mut self) {
-        for s in 0..self.sh.senders {
-            let Some(key) = self.sh.member_keys.get(s).copied().flatten() else {
-                continue;
-            };
-            if let Some(c) = self.conns.get(key) {
-                if let Err(e) = SockRef::from(&c.sock).set_send_buffer_size(SENDER_SNDBUF) {
-                    self.sh.error(&format!("SO_SNDBUF: {e}"));
-                }
-            }
-        }
     }
 }

@@ -21,11 +21,11 @@ pub struct Step {
     pub last_recv: Option<Instant>,
     pub max_send_lag_us: u64,
     pub disconnects: u64,
-    /// Shed instead of queued: a message due while its sender still holds unsent bytes (the
-    /// server pushes back) is counted here and never sent (overload step only, see `shed`).
+    /// Messages shed instead of sent (overload step only, see `Gen::overload`).
     pub shed: u64,
-    /// Shed messages whose sender pushes back (overload step); otherwise they queue.
-    pub shedding: bool,
+    /// Shed a message due while its sender has this many or more in flight (sent, not yet
+    /// echoed back to the sender itself); 0: never shed, queue (every step but the overload).
+    pub shed_window: u32,
     /// Per-time-slot statistics (overload step only; empty otherwise).
     pub slots: Option<Slots>,
 }
@@ -96,7 +96,7 @@ impl Step {
             max_send_lag_us: 0,
             disconnects: 0,
             shed: 0,
-            shedding: false,
+            shed_window: 0,
             slots: None,
         }
     }
