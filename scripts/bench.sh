@@ -25,7 +25,8 @@
 #               1k / 5k / 10k
 #   overload    (first repetition) 1,000 clients in one channel: a knee search, then twice the
 #               knee for 10 s and the knee for 10 s: disconnects, loss, delivered/s and how long
-#               p99 takes to come back under 100 ms
+#               p99 takes to come back under 100 ms with nothing shed (the generator sheds, and
+#               counts, what could not arrive in time instead of queuing it)
 #   join        (chat-server only, first repetition) 20,000 telnet clients (fewer when the
 #               open-file limit is lower) join one channel: seconds until all joined, server CPU
 #   search      (chat-server only, first repetition) a generated 200 MiB log; 1,000 mixed

@@ -274,9 +274,19 @@ impl Gen {
             if c.st != St::Joined {
                 continue;
             }
-            let seq = self.sh.seq[s];
-            self.sh.seq[s] += 1;
             let sched_ns = due.duration_since(base).as_nanos() as u64;
+            let seq = self.sh.seq[s];
+            let echoed = c.next_seq.get(s / channels).copied().unwrap_or(0);
+            if step.shed_window > 0 && seq.saturating_sub(echoed) >= step.shed_window {
+                // Too many of this sender's messages are still on their way: this one would
+                // wait behind them. Offered, not sent (no sequence number spent: no gap).
+                step.shed += 1;
+                if let Some(slots) = step.slots.as_mut() {
+                    slots.shed(sched_ns);
+                }
+                continue;
+            }
+            self.sh.seq[s] += 1;
             buf.fill(b'x');
             let mut cur = io::Cursor::new(&mut buf[..]);
             let _ = write!(cur, "b{s}:{}:{seq}:{sched_ns}:", sched.step);

@@ -14,7 +14,11 @@
 //! * `rest:D`: a REST log query (`GET /v1/api/message?pattern=...`) is repeated during the step;
 //! * `churn:D`: extra telnet clients connect, identify and `/quit` at `--churn-rate`/s;
 //! * `overload[:D]`: twice D (or twice the knee found before) for `--overload-s`, then D for
-//!   `--recover-s`: disconnects, loss, delivered/s and when p99 came back under `--p99-ms`.
+//!   `--recover-s`: disconnects, loss, delivered/s and when p99 came back under `--p99-ms`
+//!   with nothing shed. In this step only, a message due while its sender has as many
+//!   messages on their way (sent, not yet echoed back to it) as it sends in `--p99-ms` at the
+//!   lower rate is shed and counted as `shed` (offered, not sent) instead of queued behind
+//!   the excess.
 //!
 //! Senders publish open loop: message `j` of a step is due at `start + j/R` and carries that
 //! scheduled time, so latency is measured from when it *should* have been sent (no

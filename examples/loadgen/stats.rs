@@ -21,6 +21,11 @@ pub struct Step {
     pub last_recv: Option<Instant>,
     pub max_send_lag_us: u64,
     pub disconnects: u64,
+    /// Messages shed instead of sent (overload step only, see `Gen::overload`).
+    pub shed: u64,
+    /// Shed a message due while its sender has this many or more in flight (sent, not yet
+    /// echoed back to the sender itself); 0: never shed, queue (every step but the overload).
+    pub shed_window: u32,
     /// Per-time-slot statistics (overload step only; empty otherwise).
     pub slots: Option<Slots>,
 }
@@ -34,6 +39,8 @@ pub struct Slots {
     pub by_sched: Vec<Histogram<u64>>,
     /// Deliveries that arrived in each slot.
     pub by_arrival: Vec<u64>,
+    /// Messages shed (offered, not sent) by scheduled send time.
+    pub shed_by_sched: Vec<u64>,
 }
 
 impl Slots {
@@ -43,6 +50,14 @@ impl Slots {
             slot_ns: slot_ns.max(1),
             by_sched: (0..slots).map(|_| new_hist()).collect(),
             by_arrival: vec![0; slots],
+            shed_by_sched: vec![0; slots],
+        }
+    }
+
+    /// One message shed, scheduled at `sched_ns`.
+    pub fn shed(&mut self, sched_ns: u64) {
+        if let Some(i) = self.index(sched_ns) {
+            self.shed_by_sched[i] += 1;
         }
     }
 
@@ -80,6 +95,8 @@ impl Step {
             last_recv: None,
             max_send_lag_us: 0,
             disconnects: 0,
+            shed: 0,
+            shed_window: 0,
             slots: None,
         }
     }

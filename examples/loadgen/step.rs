@@ -151,6 +151,7 @@ impl Gen {
             "dups_or_reordered": s.dups,
             "late": s.late,
             "disconnects": s.disconnects,
+            "shed": s.shed,
             "p50_ms": q(0.5),
             "p90_ms": q(0.9),
             "p99_ms": if p99.is_finite() { json!(p99) } else { Value::Null },

@@ -8,8 +8,16 @@ use std::rc::Rc;
 /// Bytes shared by every recipient of one message (encoded once per protocol).
 pub type Chunk = Rc<[u8]>;
 
-/// At most this many chunks go into one `writev`.
-const MAX_SLICES: usize = 32;
+/// At most this many chunks go into one `writev` (Linux's `IOV_MAX`). Near the fan-out knee
+/// a connection has tens to hundreds of messages queued per loop pass; a smaller cap splits
+/// them into several `writev`s, and on loopback each one costs a TCP segment and a wake-up of
+/// the reader: with 32, a pass of 41 messages took two `writev`s per connection (see
+/// `docs/PROFILING.md`, "The fan-out knee").
+const MAX_SLICES: usize = 1024;
+/// The `iovec` array sizes below `MAX_SLICES`: the array is filled for every write, so a
+/// short queue uses a short one.
+const SMALL_SLICES: usize = 16;
+const MID_SLICES: usize = 128;
 
 /// The overflow deques that drained queues gave back, kept for the next queues that need
 /// one: under load every recipient gets several chunks per loop pass, and allocating,
@@ -186,19 +194,14 @@ impl OutQueue {
             let result = match self.rest.as_deref() {
                 None => w.write(front),
                 Some(rest) => {
-                    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                    slices[0] = IoSlice::new(front);
-                    let mut n = 1;
-                    let mut bytes = front.len();
-                    for chunk in rest.iter().take(MAX_SLICES - 1) {
-                        if total + bytes >= budget {
-                            break;
-                        }
-                        slices[n] = IoSlice::new(chunk);
-                        n += 1;
-                        bytes += chunk.len();
+                    let room = budget - total;
+                    if rest.len() < SMALL_SLICES {
+                        write_slices::<SMALL_SLICES>(w, front, rest, room)
+                    } else if rest.len() < MID_SLICES {
+                        write_slices::<MID_SLICES>(w, front, rest, room)
+                    } else {
+                        write_slices::<MAX_SLICES>(w, front, rest, room)
                     }
-                    w.write_vectored(&slices[..n])
                 }
             };
             match result {
@@ -242,6 +245,30 @@ impl OutQueue {
             }
         }
     }
+}
+
+/// One vectored write of `front` and then the chunks of `rest`, at most `N` slices, stopping
+/// at the first chunk that starts at or after `room` bytes.
+#[inline]
+fn write_slices<const N: usize>(
+    w: &mut impl Write,
+    front: &[u8],
+    rest: &VecDeque<Chunk>,
+    room: usize,
+) -> io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); N];
+    slices[0] = IoSlice::new(front);
+    let mut n = 1;
+    let mut bytes = front.len();
+    for chunk in rest.iter().take(N - 1) {
+        if bytes >= room {
+            break;
+        }
+        slices[n] = IoSlice::new(chunk);
+        n += 1;
+        bytes += chunk.len();
+    }
+    w.write_vectored(&slices[..n])
 }
 
 #[cfg(test)]
@@ -335,6 +362,52 @@ mod tests {
         assert!(!r.blocked);
         assert!(r.bytes >= 10_000 && r.bytes < 11_000, "{}", r.bytes);
         assert_eq!(q.len(), 100_000 - r.bytes);
+    }
+
+    /// A writer that takes everything and counts its calls.
+    #[derive(Default)]
+    struct Counting {
+        got: usize,
+        calls: usize,
+    }
+
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            let n = bufs.iter().map(|b| b.len()).sum();
+            self.got += n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_long_queue_goes_out_in_one_vectored_write_per_iov_max_chunks() {
+        let c = chunk(&"x".repeat(70));
+        for (queued, calls) in [
+            (1, 1),
+            (15, 1),
+            (16, 1),
+            (127, 1),
+            (128, 1),
+            (1024, 1),
+            (1025, 2),
+        ] {
+            let mut q = OutQueue::default();
+            for _ in 0..queued {
+                q.push(c.clone());
+            }
+            let mut w = Counting::default();
+            let r = q.write_to(&mut w, 1 << 20).unwrap();
+            assert_eq!((r.bytes, w.got), (70 * queued, 70 * queued));
+            assert_eq!(w.calls, calls, "{queued} chunks");
+            assert!(q.is_empty());
+        }
     }
 
     /// Spare deques held by this thread's pool.

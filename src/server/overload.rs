@@ -1,6 +1,11 @@
 //! The server falling behind: when the output queued on connections that are not pushing
-//! back (the server's own backlog, see `output.rs`) passes `backlog_high_bytes`, chat input
-//! pauses until the backlog is below half of it. Paused chat lines wait in their
+//! back (the server's own backlog, see `output.rs`) is still above `backlog_high_bytes` after
+//! a loop pass has written all that the sockets take, chat input pauses until the backlog is
+//! below half of it. Within a pass, before its writes, reading stops at twice the watermark
+//! (a bound on memory): bytes queued in this pass and written at its end are not a server
+//! that is behind, and pausing on them cut every pass short at a fixed number of messages
+//! (16 MiB / 5,000 readers of 70-byte lines: 48 messages) however fast the sockets took them,
+//! so each `writev` carried fewer messages and the fan-out knee fell. Paused chat lines wait in their
 //! connection's line backlog, whose socket is then not read (TCP pushes back on the sender;
 //! nothing is dropped); when the pause ends they go to the core round-robin, one line per
 //! connection per turn, so no sender starves and each sender's order is kept.
@@ -38,6 +43,24 @@ impl Overload {
     }
 }
 
+/// When the backlog is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Judged {
+    /// During a pass, before its writes: the backlog includes what the pass queued.
+    InPass,
+    /// At the end of a pass, after its writes: what the sockets did not take.
+    AfterWrites,
+}
+
+/// Whether a backlog of `backlog` bytes starts a pause with the watermark `high`: above it
+/// after a pass's writes, above twice it before them.
+fn pause_starts(backlog: usize, high: usize, when: Judged) -> bool {
+    match when {
+        Judged::InPass => backlog > high.saturating_mul(2),
+        Judged::AfterWrites => backlog > high,
+    }
+}
+
 /// Held lines handed to the core per pass at least (more when more connections hold lines:
 /// each gets at least one turn). The watermark usually ends a pass's turns first; this bounds
 /// a pass when the lines go to readers that all push back (and so add nothing to the backlog).
@@ -57,30 +80,43 @@ enum Turn {
 }
 
 impl Server {
-    /// True while chat input is paused; starts a pause when the backlog is above the high
-    /// watermark.
+    /// True while chat input is paused; starts a pause when the backlog is above twice the
+    /// high watermark before the pass's writes (see the module docs).
     pub(super) fn input_paused(&mut self) -> bool {
-        let overload = &mut self.overload;
-        if !overload.paused && self.io.backlog > self.settings.backlog_high {
-            overload.paused = true;
-            overload.pauses += 1;
-            let now = self.io.now.mono_ms;
-            if overload.warned_ms.is_none_or(|t| now >= t + WARN_EVERY_MS) {
-                overload.warned_ms = Some(now);
-                warn!(
-                    "the server is behind ({} bytes queued to readers that keep up): chat \
-                     input paused until half of that is written ({} pauses so far)",
-                    self.io.backlog, overload.pauses
-                );
-            }
+        if !self.overload.paused
+            && pause_starts(self.io.backlog, self.settings.backlog_high, Judged::InPass)
+        {
+            self.start_pause();
         }
-        overload.paused
+        self.overload.paused
     }
 
-    /// At the end of a pass: the pause ends once the backlog is below half the watermark.
+    /// Starts a pause (and says so on stderr, at most every `WARN_EVERY_MS`).
+    fn start_pause(&mut self) {
+        let overload = &mut self.overload;
+        overload.paused = true;
+        overload.pauses += 1;
+        let now = self.io.now.mono_ms;
+        if overload.warned_ms.is_none_or(|t| now >= t + WARN_EVERY_MS) {
+            overload.warned_ms = Some(now);
+            warn!(
+                "the server is behind ({} bytes queued to readers that keep up): chat input \
+                 paused until half of that is written ({} pauses so far)",
+                self.io.backlog, overload.pauses
+            );
+        }
+    }
+
+    /// At the end of a pass, after its writes: a pause starts when the backlog is still above
+    /// the watermark, and ends once it is below half of it.
     pub(super) fn check_backlog(&mut self) {
-        if self.overload.paused && self.io.backlog <= self.settings.backlog_high / 2 {
-            self.overload.paused = false;
+        let (backlog, high) = (self.io.backlog, self.settings.backlog_high);
+        if self.overload.paused {
+            if backlog <= high / 2 {
+                self.overload.paused = false;
+            }
+        } else if pause_starts(backlog, high, Judged::AfterWrites) {
+            self.start_pause();
         }
     }
 
@@ -156,7 +192,26 @@ impl Server {
 
 #[cfg(test)]
 mod tests {
-    use super::{resume_turns, RESUME_TURNS};
+    use super::{pause_starts, resume_turns, Judged, RESUME_TURNS};
+
+    #[test]
+    fn the_backlog_is_judged_after_the_writes_and_bounded_before_them() {
+        let high = 16 << 20;
+        // Queued in this pass and about to be written: not yet behind.
+        assert!(!pause_starts(high + 1, high, Judged::InPass));
+        assert!(!pause_starts(2 * high, high, Judged::InPass));
+        // Memory bound within a pass.
+        assert!(pause_starts(2 * high + 1, high, Judged::InPass));
+        // Still queued after the sockets took what they would: behind.
+        assert!(!pause_starts(high, high, Judged::AfterWrites));
+        assert!(pause_starts(high + 1, high, Judged::AfterWrites));
+        // No overflow with a huge watermark.
+        assert!(!pause_starts(
+            usize::MAX,
+            usize::MAX / 2 + 1,
+            Judged::InPass
+        ));
+    }
 
     #[test]
     fn a_pass_gives_every_held_connection_a_turn_and_a_lone_sender_many() {
