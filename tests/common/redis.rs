@@ -31,17 +31,19 @@ pub fn redis_installed() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Prints the loud banner of a test that did not run because `redis-server` is missing, or
-/// fails the test under `CI`.
+/// Prints the loud banner of a test that did not run because `redis-server` is missing
+/// (straight to the process's stderr, so the test harness does not swallow it), or fails
+/// the test under `CI`.
 pub fn skip_without_redis(test: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{test} needs redis-server under CI, but it is not on the PATH");
     }
-    eprintln!();
-    eprintln!("************************************************************************");
-    eprintln!("*** SKIPPED: {test} did NOT run: redis-server is not installed");
-    eprintln!("***   (Debian: apt-get install redis-server; CI installs it)");
-    eprintln!("************************************************************************");
+    let bar = "*".repeat(72);
+    let _ = writeln!(
+        io::stderr(),
+        "\n{bar}\n*** SKIPPED: {test} did NOT run: redis-server is not installed\n\
+         ***   (Debian: apt-get install redis-server; CI installs it)\n{bar}\n"
+    );
 }
 
 /// A started server, or `None` after a loud skip notice (a failure under `CI`).
