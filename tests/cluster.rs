@@ -340,10 +340,14 @@ fn numbered(lines: &[String], nick: &str, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-fn assert_no_duplicates(texts: &[String], what: &str) {
+fn assert_no_duplicates(texts: &[String], what: &str, c: &Cluster) {
     let mut seen = BTreeSet::new();
     for t in texts {
-        assert!(seen.insert(t), "{what}: {t:?} delivered twice: {texts:?}");
+        assert!(
+            seen.insert(t),
+            "{what}: {t:?} delivered twice: {texts:?}; logs:\n{}",
+            c.logs_text()
+        );
     }
 }
 
@@ -988,7 +992,7 @@ fn k5_redis_paused_refuses_then_resumes() {
     bob.wait_for("alice's marker", |l| is_chat(l, "alice", &marker));
     let seen_by_bob = numbered(bob.seen(), "alice", "k5-");
     let seen_by_alice = numbered(alice.seen(), "alice", "k5-");
-    assert_no_duplicates(&seen_by_bob, "bob");
+    assert_no_duplicates(&seen_by_bob, "bob", &c);
     assert_eq!(seen_by_alice, seen_by_bob, "alice and bob");
     assert_eq!(
         seen_by_bob.len() + refused,
@@ -1041,7 +1045,7 @@ fn k6_redis_killed_and_restarted_loses_nothing() {
     for (name, t) in ["alice", "bob", "carol"].into_iter().zip(users.iter_mut()) {
         wait_seen(t, "alice's marker", |l| is_chat(l, "alice", &marker));
         let texts = numbered(t.seen(), "alice", "k6-");
-        assert_no_duplicates(&texts, name);
+        assert_no_duplicates(&texts, name, &c);
         views.push((name, texts));
     }
     for (name, texts) in &views[1..] {
