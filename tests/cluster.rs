@@ -319,10 +319,28 @@ fn wait_seen(t: &mut Telnet, what: &str, pred: impl Fn(&str) -> bool) {
     }
 }
 
-/// The texts of `nick`'s chat lines among `lines` that start with `prefix`.
-fn texts_from(lines: &[String], nick: &str, prefix: &str) -> Vec<String> {
+/// `lines` without the replays of recent messages a (re)join shows between
+/// `Recent messages in #c:` and `End of recent messages.`: what was delivered live.
+fn live(lines: &[String]) -> Vec<&String> {
+    let mut in_replay = false;
     lines
         .iter()
+        .filter(|l| {
+            if l.starts_with("Recent messages in ") {
+                in_replay = true;
+            } else if *l == "End of recent messages." {
+                in_replay = false;
+                return false;
+            }
+            !in_replay
+        })
+        .collect()
+}
+
+/// The texts of `nick`'s chat lines delivered live among `lines` that start with `prefix`.
+fn texts_from(lines: &[String], nick: &str, prefix: &str) -> Vec<String> {
+    live(lines)
+        .into_iter()
         .filter_map(|l| chat(l))
         .filter(|(n, t)| n == nick && t.starts_with(prefix))
         .map(|(_, t)| t)
