@@ -955,6 +955,46 @@ fn k4_a_killed_node_s_users_leave_everywhere() {
     assert_logs_agree(c.nodes.iter().take(2));
 }
 
+/// After K4: the killed node restarted on its own log resumes where that log ends (CLUSTER.md
+/// §6): it applies what it missed, nothing twice, and serves users again.
+#[test]
+fn k4_a_restarted_node_resumes_from_its_log() {
+    let Some(mut c) = three("k4_a_restarted_node_resumes_from_its_log") else {
+        return;
+    };
+    let mut users = one_per_node(&c, ["alice", "bob", "carol"]);
+    c.node_mut(3).kill9();
+    users.truncate(2);
+    for t in users.iter_mut() {
+        t.timeout = REAP_DEADLINE;
+        t.wait_for("carol's leave", |l| is_event(l, "carol", "left channel #x"));
+    }
+    users[0].send_line("k4-while-down");
+    users[1].wait_for("the line", |l| is_chat(l, "alice", "k4-while-down"));
+    c.node_mut(3).restart();
+    poll(
+        "n3's cluster link up after its restart",
+        SETTLE,
+        || (cluster_state(c.node(3))?["link"] == LINK_UP).then_some(()),
+        || format!("status: {}", c.node(3).status()),
+    );
+    let mut dave = c.node(3).user_in("dave", "#x");
+    let mut refs: Vec<&mut Telnet> = users.iter_mut().collect();
+    refs.push(&mut dave);
+    sync(&mut refs, "alice", "k4-back");
+    let end = last_cseq(c.node(1));
+    wait_all_applied(&c, end);
+    // n3's one log: the records of its first life, then the rest, each entry once.
+    assert_logs_agree(&c.nodes);
+    let n3 = c.node(3).log_records();
+    assert!(
+        n3.iter()
+            .any(|r| r["kind"] == CHAT && r["text"] == "k4-while-down" && r.get(CSEQ).is_some()),
+        "n3 did not apply what was said while it was down:\n{}",
+        c.node(3).log_text()
+    );
+}
+
 /// K5: Redis stopped for 4 s: within seconds chat is refused with the notice and /healthz
 /// answers 503; afterwards what was accepted is applied once, with no gap, and chat works.
 #[test]
