@@ -911,6 +911,71 @@ fn k3_queries_and_private_messages_across_nodes() {
     );
 }
 
+/// With K3: topics and history are cluster-wide: a topic set on n1 shows on n2 and in
+/// /channels on n3; /history answers the same on n1 and n2; a join on n3 replays lines sent
+/// on n1.
+#[test]
+fn k3_topics_and_history_are_cluster_wide() {
+    let Some(c) = three("k3_topics_and_history_are_cluster_wide") else {
+        return;
+    };
+    let mut alice = c.node(1).user_in("alice", "#x");
+    let mut bob = c.node(2).user_in("bob", "#x");
+    let mut carol = c.node(3).user_in("carol", "#y");
+    sync(&mut [&mut alice, &mut bob], "alice", "k3-ready");
+    let mut differences: Vec<String> = Vec::new();
+    alice.send_line("/topic k3 topic");
+    for t in [&mut alice, &mut bob] {
+        t.wait_for("the topic change", |l| {
+            is_event(l, "alice", "set the topic of #x: k3 topic")
+        });
+    }
+    let topic = answer(&mut bob, "/topic");
+    if topic != ["Topic of #x: k3 topic"] {
+        differences.push(format!("bob's /topic on n2: {topic:?}"));
+    }
+    let listed = eventually(SETTLE / 3, || {
+        answer(&mut carol, "/channels").contains(&"#x (2 users): k3 topic".to_string())
+    });
+    if !listed {
+        differences.push(format!(
+            "/channels on n3 does not show the topic set on n1: {:?}",
+            answer(&mut carol, "/channels")
+        ));
+    }
+    sync(&mut [&mut alice, &mut bob], "alice", "k3-h1");
+    sync(&mut [&mut alice, &mut bob], "alice", "k3-h2");
+    // The time stamps are the origin's; the comparison leaves them out all the same.
+    let untimed = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|l| match l.split_once("-@") {
+                Some((k, rest)) if common::is_kitchen(k) => format!("K-@{rest}"),
+                _ => l,
+            })
+            .collect()
+    };
+    let h1 = untimed(answer(&mut alice, "/history 5"));
+    let h2 = untimed(answer(&mut bob, "/history 5"));
+    if !h1.contains(&"K-@alice: k3-h2".to_string()) || h1 != h2 {
+        differences.push(format!("/history 5 on n1 {h1:?} but on n2 {h2:?}"));
+    }
+    carol.send_line("/join #x");
+    let (before, _) = carol.wait_for("carol's joined notice", |l| {
+        is_event(l, "carol", "just joined channel #x")
+    });
+    if !before.iter().any(|l| is_chat(l, "alice", "k3-h2")) {
+        differences.push(format!(
+            "joining #x on n3 does not replay alice's lines from n1: {before:?}"
+        ));
+    }
+    assert!(
+        differences.is_empty(),
+        "the nodes disagree:\n{}",
+        differences.join("\n")
+    );
+}
+
 /// K4: kill -9 a node: its users leave everywhere with the leave notice within the lease
 /// and reaping; their nicks are free again; one node_down record.
 #[test]
