@@ -1,6 +1,8 @@
 //! Three nodes and one Redis behave as one chat (SPEC §15, CLUSTER.md §8, tests K1–K10; K11,
 //! the RESP decoder, is `resp_properties.rs`). Every node is the real binary over real
 //! loopback sockets; Redis is a real `redis-server` with AOF on (see `common::redis`).
+//! Beyond the plan's table: K0 (the nodes report their cluster state), topics and history
+//! across nodes (with K3), and a killed node restarted on its own log (after K4).
 //!
 //! Each test starts its own Redis and three nodes and is bounded (≤ 30 s): it waits on
 //! conditions with generous deadlines, never on fixed sleeps; the only sleeps are the
