@@ -6,12 +6,12 @@
 //! bounded by deadlines; without `redis-server` they print a loud SKIPPED banner and pass
 //! (under `CI`, they fail).
 
-mod redis_harness;
+mod common;
 
 use chat_server::cluster::broker::{Broker, BrokerConfig, Event, Link, Proposal};
 use chat_server::cluster::config::ClusterConfig;
 use chat_server::cluster::entry::{Body, Entry};
-use redis_harness::{redis_or_skip, DEADLINE};
+use common::redis::{redis_or_skip, DEADLINE};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

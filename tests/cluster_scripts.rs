@@ -9,14 +9,16 @@
 //! `append_throughput` (ignored by default) measures the append script:
 //! `cargo test --release --test cluster_scripts append_throughput -- --ignored --nocapture`
 
-mod redis_harness;
+mod common;
 
 use chat_server::cluster::entry::{Body, Entry};
 use chat_server::cluster::scripts::{
     self, APPEND, LEASE_REFRESH, NICK_CLAIM, NICK_RELEASE, REAP, REGISTER,
 };
-use chat_server::proto::resp::{as_int, Frame};
-use redis_harness::{err_code, ok_reply, redis_or_skip, wait_until, Conn, Node};
+use chat_server::cluster::scripts::{CallContext, Script};
+use chat_server::cluster::PREFIX;
+use chat_server::proto::resp::{as_bytes, as_int, Frame};
+use common::redis::{redis_or_skip, wait_until, Conn};
 use std::time::Instant;
 
 const EPOCH: &str = "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0";
@@ -165,7 +167,7 @@ fn evalsha_answers_noscript_after_a_flush_and_works_after_reload() {
     };
     let mut c = redis.conn();
     let mut n = node(&mut c, "n1", "i1", LONG_LEASE);
-    let sha = c.load(&APPEND);
+    let sha = load(&mut c, &APPEND);
     let own = ["k", "ann", "text", "hello"];
     let m = n.next_msg_id();
     let (_, _, seq) = ok_reply(&c.call(&n.evalsha_args(&sha, &m, &own)));
@@ -176,11 +178,15 @@ fn evalsha_answers_noscript_after_a_flush_and_works_after_reload() {
         err_code(&c.call(&n.evalsha_args(&sha, &m, &own))),
         "NOSCRIPT"
     );
-    assert_eq!(c.load(&APPEND), sha, "the SHA-1 depends only on the source");
+    assert_eq!(
+        load(&mut c, &APPEND),
+        sha,
+        "the SHA-1 depends only on the source"
+    );
     assert_eq!(ok_reply(&c.call(&n.evalsha_args(&sha, &m, &own))).2, 3);
     // Every script loads.
     for s in scripts::ALL {
-        assert_eq!(c.load(&s).len(), 40, "{}", s.name);
+        assert_eq!(load(&mut c, &s).len(), 40, "{}", s.name);
     }
 }
 
@@ -466,7 +472,7 @@ fn append_throughput() {
     };
     let mut c = redis.conn();
     let mut n = node(&mut c, "n1", "i1", LONG_LEASE);
-    let sha = c.load(&APPEND);
+    let sha = load(&mut c, &APPEND);
     let total = 200_000;
     let text = "x".repeat(60);
     let own = [
@@ -514,4 +520,92 @@ fn pipelined(c: &mut Conn, total: usize, mut command: impl FnMut(usize) -> Vec<V
         done += 1;
     }
     total as f64 / start.elapsed().as_secs_f64()
+}
+
+// ------------------------------------------------------------------------------ script calls
+
+/// `SCRIPT LOAD`: the script's SHA-1 as Redis computed it.
+fn load(c: &mut Conn, script: &Script) -> String {
+    match c.call(&["SCRIPT", "LOAD", script.source]) {
+        Frame::BulkString(sha) => String::from_utf8(sha).expect("hex sha"),
+        other => panic!("SCRIPT LOAD {}: {other:?}", script.name),
+    }
+}
+
+/// A node as the scripts see it: an id, an incarnation, a message counter.
+pub struct Node {
+    pub id: String,
+    pub inc: String,
+    pub epoch: String,
+    pub counter: u64,
+    pub maxlen: u64,
+}
+
+impl Node {
+    pub fn new(id: &str, inc: &str, epoch: &str) -> Node {
+        Node {
+            id: id.into(),
+            inc: inc.into(),
+            epoch: epoch.into(),
+            counter: 0,
+            maxlen: 1_000_000,
+        }
+    }
+
+    /// A fresh msg_id: `node/incarnation/counter`.
+    pub fn next_msg_id(&mut self) -> String {
+        self.counter += 1;
+        format!("{}/{}/{}", self.id, self.inc, self.counter)
+    }
+
+    /// Arguments of `EVAL script` with this node's context and `msg_id`.
+    pub fn eval_args(&self, script: &Script, msg_id: &str, own: &[&str]) -> Vec<Vec<u8>> {
+        self.ctx(msg_id).eval(script, own)
+    }
+
+    pub fn evalsha_args(&self, sha: &str, msg_id: &str, own: &[&str]) -> Vec<Vec<u8>> {
+        self.ctx(msg_id).evalsha(sha, own)
+    }
+
+    fn ctx<'a>(&'a self, msg_id: &'a str) -> CallContext<'a> {
+        CallContext {
+            prefix: PREFIX,
+            epoch: &self.epoch,
+            node: &self.id,
+            incarnation: &self.inc,
+            msg_id,
+            stream_maxlen: self.maxlen,
+        }
+    }
+
+    /// Runs `script` with a fresh msg_id.
+    pub fn run(&mut self, c: &mut Conn, script: &Script, own: &[&str]) -> Frame {
+        let m = self.next_msg_id();
+        self.run_with(c, script, &m, own)
+    }
+
+    pub fn run_with(&self, c: &mut Conn, script: &Script, msg_id: &str, own: &[&str]) -> Frame {
+        c.call(&self.eval_args(script, msg_id, own))
+    }
+}
+
+/// `{status, epoch, seq}` from a script's success reply.
+pub fn ok_reply(f: &Frame) -> (String, String, i64) {
+    match f {
+        Frame::Array(v) if v.len() == 3 => (
+            String::from_utf8_lossy(as_bytes(&v[0]).unwrap_or(b"?")).into_owned(),
+            String::from_utf8_lossy(as_bytes(&v[1]).unwrap_or(b"?")).into_owned(),
+            as_int(&v[2]).expect("seq"),
+        ),
+        Frame::Array(v) if v.len() == 3 || v.len() == 2 => panic!("unexpected reply {f:?}"),
+        other => panic!("expected {{status, epoch, seq}}, got {other:?}"),
+    }
+}
+
+/// The error code (first word) of an error reply.
+pub fn err_code(f: &Frame) -> String {
+    match f {
+        Frame::Error(e) => e.split_whitespace().next().unwrap_or("").to_string(),
+        other => panic!("expected an error reply, got {other:?}"),
+    }
 }

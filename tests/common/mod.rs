@@ -20,9 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod cluster;
 pub mod http;
 pub mod probe;
 pub mod procfs;
+pub mod redis;
 pub mod sockets;
 pub mod tools;
 pub mod ws;
@@ -197,6 +199,10 @@ pub struct StartOptions {
     pub log_prefill: Option<Vec<u8>>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Run in this existing directory (config, log file, working directory), which the
+    /// caller owns and which outlives the server: a restart in the same directory keeps the
+    /// log. `None`: a fresh temp dir, removed with the server.
+    pub dir: Option<PathBuf>,
 }
 
 impl Default for StartOptions {
@@ -206,6 +212,7 @@ impl Default for StartOptions {
             fd_limit: None,
             log_prefill: None,
             env: Vec::new(),
+            dir: None,
         }
     }
 }
@@ -220,8 +227,9 @@ pub struct Server {
     log_path: PathBuf,
     config_path: PathBuf,
     config: Value,
-    // Last, so the directory goes after the process.
-    dir: TempDir,
+    dir_path: PathBuf,
+    // Last, so the directory goes after the process; `None` when the caller owns it.
+    _owned_dir: Option<TempDir>,
 }
 
 impl Server {
@@ -250,8 +258,21 @@ impl Server {
 
     /// Starts the server with [`StartOptions`].
     pub fn start_with(extra: Value, options: StartOptions) -> Server {
-        let dir = TempDir::new("server");
-        let log_path = dir.path().join("chat.log");
+        Server::try_start_with(extra, options).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Like [`Server::start_with`], but a server that exits or never prints a listener comes
+    /// back as an error (with its stderr) instead of failing the test.
+    pub fn try_start_with(extra: Value, options: StartOptions) -> Result<Server, String> {
+        let (owned_dir, dir_path) = match &options.dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = TempDir::new("server");
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let log_path = dir_path.join("chat.log");
         if let Some(prefill) = &options.log_prefill {
             std::fs::write(&log_path, prefill).unwrap();
         }
@@ -269,7 +290,9 @@ impl Server {
         for (k, v) in extra {
             map.insert(k, v);
         }
-        let config_path = dir.write("config.json", serde_json::to_vec_pretty(&config).unwrap());
+        let config_path = dir_path.join("config.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
         let mut command = match options.fd_limit {
             // `exec` keeps the PID: the shell becomes the server.
             Some(n) => {
@@ -281,7 +304,7 @@ impl Server {
             }
             None => Command::new(server_bin()),
         };
-        command.arg("-c").arg(&config_path).current_dir(dir.path());
+        command.arg("-c").arg(&config_path).current_dir(&dir_path);
         for (k, v) in &options.env {
             command.env(k, v);
         }
@@ -305,35 +328,41 @@ impl Server {
             log_path,
             config_path,
             config,
-            dir,
+            dir_path,
+            _owned_dir: owned_dir,
         };
         for kind in &options.kinds {
-            server.addr(kind);
+            server.try_addr(kind)?;
         }
-        server
+        Ok(server)
     }
 
     /// The address of the listener of `kind` ("telnet", "websocket", "rest"), waiting up to
     /// [`DEADLINE`] for its start-up line. Panics with the server's stderr if it never comes.
     pub fn addr(&mut self, kind: &str) -> SocketAddr {
+        self.try_addr(kind).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Like [`Server::addr`], but why the line never came is returned, not a failure.
+    pub fn try_addr(&mut self, kind: &str) -> Result<SocketAddr, String> {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(addr) = parse_listening(&self.stderr_text()).get(kind) {
-                return *addr;
+                return Ok(*addr);
             }
             if let Some(status) = self.try_wait() {
                 // Let the drain thread catch the last words.
                 thread::sleep(Duration::from_millis(100));
-                panic!(
+                return Err(format!(
                     "the server exited ({status}) before printing \"{kind} listening on\"; stderr:\n{}",
                     self.stderr_text()
-                );
+                ));
             }
             if Instant::now() >= deadline {
-                panic!(
+                return Err(format!(
                     "no \"{kind} listening on\" line within {DEADLINE:?}; stderr:\n{}",
                     self.stderr_text()
-                );
+                ));
             }
             thread::sleep(POLL_INTERVAL);
         }
@@ -396,7 +425,7 @@ impl Server {
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir_path
     }
 
     pub fn log_path(&self) -> &Path {
