@@ -26,10 +26,8 @@ serve: build
 	$(BIN) -c $(CONFIG)
 
 # The tests find the Python tools (websockets, schemathesis) through CHAT_TEST_VENV.
-# CLUSTER_TESTS_PENDING=1: the cluster tests (tests/cluster.rs) skip loudly instead of
-# failing while the binary has no cluster; remove it once the cluster is merged.
 test: venv browser-deps
-	CLUSTER_TESTS_PENDING=1 CHAT_TEST_VENV="$$(pwd)/$(VENV)" $(CARGO) test $(LOCKED)
+	CHAT_TEST_VENV="$$(pwd)/$(VENV)" $(CARGO) test $(LOCKED)
 	$(CARGO) bench $(LOCKED) --no-run
 
 # Each does nothing when already done; each skips loudly when python3 / npm is missing.

@@ -8,11 +8,9 @@
 //! conditions with generous deadlines, never on fixed sleeps; the only sleeps are the
 //! scenario's own pauses (how long Redis or a node stays stopped) and pacing.
 //!
-//! Skips and the pending gate:
-//! - no `redis-server` on the PATH: a loud SKIPPED banner and a pass, except under `CI`;
-//! - a binary without the cluster (a node rejects the `cluster` config key, or its
-//!   `GET /status` has no `cluster` object): the test FAILS, unless the environment has
-//!   `CLUSTER_TESTS_PENDING=1`, when it prints a loud PENDING banner and passes.
+//! Skips: no `redis-server` on the PATH gives a loud SKIPPED banner and a pass, except under
+//! `CI`, where it fails. A node that rejects the `cluster` key or reports no `cluster` object
+//! in `GET /status` fails the test.
 //!
 //! Every string, record kind and field of the cluster contract these tests rely on is in
 //! the first section below.
@@ -24,7 +22,6 @@ use common::cluster::{
     answer, drain_for, poll, read_until, Cluster, Node, NodeOptions, StartError, TEST_LEASE_MS,
 };
 use common::redis::{redis_or_skip, skip_without_redis};
-use common::tools::loud_note;
 use common::{is_chat, is_event, parse_chat, thanks, Telnet, HELP_HEADER};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -107,9 +104,6 @@ const METRICS: &[&str] = &[
 /// The REST log query's answer gains this in cluster mode.
 const APPLIED_SEQ: &str = "applied_seq";
 
-/// The environment variable that turns "this binary has no cluster" into a skip.
-const PENDING_ENV: &str = "CLUSTER_TESTS_PENDING";
-
 // ============================================================================ deadlines
 
 /// Lease + reaping + a loaded machine: how long a dead node's users may take to leave.
@@ -135,21 +129,6 @@ fn cluster_state(node: &Node) -> Option<Value> {
     cluster_of(&node.status()).cloned()
 }
 
-/// The binary has no cluster: a loud skip when `CLUSTER_TESTS_PENDING=1`, else a failure.
-fn pending(test: &str, why: &str) -> Option<Cluster> {
-    if std::env::var(PENDING_ENV).as_deref() == Ok("1") {
-        loud_note(&format!(
-            "PENDING: {test} did NOT run: this chat-server has no cluster yet ({why}); \
-             {PENDING_ENV}=1 turns that into a skip"
-        ));
-        return None;
-    }
-    panic!(
-        "{test}: this chat-server has no cluster ({why}). Until the cluster is merged, run \
-         with {PENDING_ENV}=1 to skip these tests."
-    );
-}
-
 /// Redis and three nodes whose links are up; `None` after a loud skip.
 fn start(test: &str, options: NodeOptions) -> Option<Cluster> {
     let c = match Cluster::try_start(3, options) {
@@ -158,26 +137,14 @@ fn start(test: &str, options: NodeOptions) -> Option<Cluster> {
             skip_without_redis(test);
             return None;
         }
-        Err(StartError::NodeFailed { node, why }) if why.contains("unknown key \"cluster\"") => {
-            let line = why
-                .lines()
-                .find(|l| l.contains("unknown key"))
-                .unwrap_or("");
-            let first = line.split(" (known keys").next().unwrap_or(line);
-            return pending(test, &format!("node {node} rejects its config: {first}"));
-        }
         Err(StartError::NodeFailed { node, why }) => panic!("{test}: node {node}: {why}"),
     };
     for node in &c.nodes {
-        if cluster_state(node).is_none() {
-            return pending(
-                test,
-                &format!(
-                    "GET /status of {} has no \"{STATUS_CLUSTER}\" object",
-                    node.id
-                ),
-            );
-        }
+        assert!(
+            cluster_state(node).is_some(),
+            "{test}: GET /status of {} has no \"{STATUS_CLUSTER}\" object",
+            node.id
+        );
     }
     for node in &c.nodes {
         poll(
