@@ -108,8 +108,9 @@ define_config! {
     output_soft_limit_bytes: usize = 65_536,
     /// How long a reader may stay above `output_soft_limit_bytes`.
     output_soft_limit_s: f64 = 30.0,
-    /// Output queued on connections whose sockets are not pushing back (the server's own
-    /// backlog) above which chat input is paused, until it is below half of this.
+    /// Memory held by the output queued on connections whose sockets are not pushing back (the
+    /// server's own backlog: each shared message once, plus a pointer per queue entry) above
+    /// which chat input is paused, until it is below half of this.
     backlog_high_bytes: usize = 16 << 20,
     /// Channels with more members than this get their join and leave notices summed up.
     presence_notice_max_members: usize = 500,

@@ -118,9 +118,12 @@ fn pad() -> String {
 
 #[test]
 fn a_flood_beyond_the_servers_capacity_disconnects_nobody_and_loses_nothing() {
-    // The server's backlog may reach 1 MiB, about 40 KiB per reader: more than the caps,
-    // which judge only a socket that pushes back, and these readers keep reading.
-    let mut srv = flood_server(1_048_576);
+    // The backlog counts what the queued output costs in memory: each line once (about 110
+    // bytes) and a pointer per reader, about 300 bytes a line here. A pass may queue twice
+    // the 128 KiB watermark, about 850 lines, 60 KiB per reader: more than the caps, which
+    // judge only a socket that pushes back, and these readers keep reading. The senders offer
+    // about 2,000 lines per pass (16 KiB read from each), so input pauses.
+    let mut srv = flood_server(131_072);
     let rest = srv.addr("rest");
     let clients: Vec<Telnet> = (0..READERS)
         .map(|i| {

@@ -109,7 +109,7 @@ pub fn render(s: &Snapshot) -> String {
         &mut out,
         "chat_output_backlog_bytes",
         "gauge",
-        "Output queued on connections that keep up with what they are sent (the server's own backlog).",
+        "Memory held by output queued on connections that keep up with what they are sent (the server's own backlog): each shared message once, plus a pointer per queue entry.",
         s.output_backlog_bytes,
     );
     single(

@@ -109,8 +109,8 @@ pub struct Snapshot {
     pub accepted: u64,
     /// Failed `accept` calls (out of file descriptors and the like) since start-up.
     pub accept_errors: u64,
-    /// Output bytes queued on connections that keep up with what they are sent: the server's
-    /// own backlog.
+    /// Memory (bytes) held by the output queued on connections that keep up with what they are
+    /// sent: the server's own backlog (each shared message once, plus a pointer per entry).
     pub output_backlog_bytes: u64,
     /// Times chat input was paused because that backlog passed its high watermark.
     pub input_pauses: u64,

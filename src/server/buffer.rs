@@ -1,12 +1,103 @@
-//! The output queue of one connection: shared byte chunks, written with one vectored write.
+//! The output queue of one connection: shared byte chunks, written with one vectored write,
+//! and what the queued output costs in memory (the server's backlog, see `output.rs`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::mem::size_of;
+use std::ops::Deref;
 use std::rc::Rc;
 
-/// Bytes shared by every recipient of one message (encoded once per protocol).
-pub type Chunk = Rc<[u8]>;
+/// Bytes shared by every recipient of one message (encoded once per protocol), with the
+/// count of backlog queues (queues whose sockets are not pushing back) holding them: the
+/// bytes are in the backlog once, from the first such queue to the last.
+#[derive(Clone)]
+pub struct Chunk(Rc<Shared>);
+
+struct Shared {
+    /// Backlog queues holding this chunk (one per queue entry).
+    holders: Cell<u32>,
+    bytes: Box<[u8]>,
+}
+
+/// What one queue entry costs in memory: a pointer to the shared chunk.
+pub const ENTRY_BYTES: usize = size_of::<Chunk>();
+/// What a chunk costs in memory besides its bytes: the reference counts and its header.
+pub const CHUNK_HEADER_BYTES: usize = size_of::<Shared>() + 2 * size_of::<usize>();
+
+impl Chunk {
+    /// Whether `a` and `b` are the same shared chunk.
+    pub fn ptr_eq(a: &Chunk, b: &Chunk) -> bool {
+        Rc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// Backlog queues holding this chunk.
+    pub fn holders(&self) -> u32 {
+        self.0.holders.get()
+    }
+
+    /// What the chunk costs in memory, counted once however many queues hold it.
+    #[inline]
+    fn cost(&self) -> usize {
+        self.0.bytes.len() + CHUNK_HEADER_BYTES
+    }
+
+    /// One more backlog queue entry holds this chunk: the entry joins the backlog, and the
+    /// chunk with its first holder.
+    #[inline]
+    fn hold(&self, backlog: &mut usize) {
+        let n = self.0.holders.get();
+        self.0.holders.set(n.saturating_add(1));
+        *backlog += if n == 0 {
+            ENTRY_BYTES + self.cost()
+        } else {
+            ENTRY_BYTES
+        };
+    }
+
+    /// A backlog queue entry let go of this chunk (written, or its socket pushes back): the
+    /// entry leaves the backlog, and the chunk with its last holder.
+    #[inline]
+    fn release(&self, backlog: &mut usize) {
+        let n = self.0.holders.get();
+        self.0.holders.set(n.saturating_sub(1));
+        let cost = if n == 1 {
+            ENTRY_BYTES + self.cost()
+        } else {
+            ENTRY_BYTES
+        };
+        *backlog = backlog.saturating_sub(cost);
+    }
+}
+
+impl Deref for Chunk {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.0.bytes
+    }
+}
+
+impl From<Box<[u8]>> for Chunk {
+    fn from(bytes: Box<[u8]>) -> Chunk {
+        Chunk(Rc::new(Shared {
+            holders: Cell::new(0),
+            bytes,
+        }))
+    }
+}
+
+impl From<&[u8]> for Chunk {
+    fn from(bytes: &[u8]) -> Chunk {
+        Chunk::from(Box::<[u8]>::from(bytes))
+    }
+}
+
+impl From<Vec<u8>> for Chunk {
+    fn from(bytes: Vec<u8>) -> Chunk {
+        Chunk::from(bytes.into_boxed_slice())
+    }
+}
 
 /// At most this many chunks go into one `writev` (Linux's `IOV_MAX`). Near the fan-out knee
 /// a connection has tens to hundreds of messages queued per loop pass; a smaller cap splits
@@ -152,11 +243,15 @@ impl OutQueue {
         self.queued == 0
     }
 
-    /// Appends a chunk (empty chunks are ignored).
+    /// Appends a chunk (empty chunks are ignored); `backlog`: the server's backlog when this
+    /// queue is part of it.
     #[inline]
-    pub fn push(&mut self, chunk: Chunk) {
+    pub fn push(&mut self, chunk: Chunk, backlog: Option<&mut usize>) {
         if chunk.is_empty() {
             return;
+        }
+        if let Some(backlog) = backlog {
+            chunk.hold(backlog);
         }
         let n = chunk.len().min(u32::MAX as usize) as u32;
         self.queued = self.queued.saturating_add(n);
@@ -176,17 +271,44 @@ impl OutQueue {
         self.rest.get_or_insert_with(take_spare).push_back(chunk);
     }
 
-    /// Drops everything queued and releases the memory.
-    pub fn clear(&mut self) {
+    /// Drops everything queued and releases the memory (and its part of `backlog`, when
+    /// this queue is part of it).
+    pub fn clear(&mut self, backlog: Option<&mut usize>) {
+        if let Some(backlog) = backlog {
+            self.release_all(backlog);
+        }
         if let Some(rest) = self.rest.take() {
             give_spare(rest);
         }
         *self = OutQueue::default();
     }
 
+    /// Every queued chunk joins `backlog` (the queue became part of it): O(queue length),
+    /// once per change of its socket's push-back state.
+    pub fn hold_all(&mut self, backlog: &mut usize) {
+        self.chunks().for_each(|c| c.hold(backlog));
+    }
+
+    /// Every queued chunk leaves `backlog` (the queue is no longer part of it).
+    pub fn release_all(&mut self, backlog: &mut usize) {
+        self.chunks().for_each(|c| c.release(backlog));
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = &Chunk> {
+        self.first
+            .iter()
+            .chain(self.rest.iter().flat_map(|r| r.iter()))
+    }
+
     /// Writes queued chunks until the queue is empty, the socket would block, or `budget`
     /// bytes were written: one `write` for a single chunk, vectored writes for several.
-    pub fn write_to(&mut self, w: &mut impl Write, budget: usize) -> io::Result<Written> {
+    /// Each chunk written leaves `backlog` when the queue is part of it.
+    pub fn write_to(
+        &mut self,
+        w: &mut impl Write,
+        budget: usize,
+        mut backlog: Option<&mut usize>,
+    ) -> io::Result<Written> {
         let mut total = 0;
         while total < budget {
             let Some(first) = &self.first else { break };
@@ -208,7 +330,7 @@ impl OutQueue {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
                     total += written;
-                    self.consume(written);
+                    self.consume(written, backlog.as_deref_mut());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Written {
@@ -226,7 +348,7 @@ impl OutQueue {
         })
     }
 
-    fn consume(&mut self, mut n: usize) {
+    fn consume(&mut self, mut n: usize, mut backlog: Option<&mut usize>) {
         self.queued = self.queued.saturating_sub(n as u32);
         while n > 0 {
             let Some(first) = &self.first else { break };
@@ -237,6 +359,9 @@ impl OutQueue {
             }
             n -= left;
             self.head = 0;
+            if let Some(backlog) = backlog.as_deref_mut() {
+                first.release(backlog);
+            }
             self.first = self.rest.as_mut().and_then(|r| r.pop_front());
             if self.rest.as_ref().is_some_and(|r| r.is_empty()) {
                 if let Some(rest) = self.rest.take() {
@@ -309,14 +434,14 @@ mod tests {
     }
 
     fn chunk(s: &str) -> Chunk {
-        Rc::from(s.as_bytes())
+        Chunk::from(s.as_bytes())
     }
 
     #[test]
     fn partial_writes_resume_where_they_stopped() {
         let mut q = OutQueue::default();
         for s in ["hello ", "world", "", "!\r\n"] {
-            q.push(chunk(s));
+            q.push(chunk(s), None);
         }
         assert_eq!(q.len(), 14);
         let mut w = Trickle {
@@ -324,7 +449,7 @@ mod tests {
             cap: 4,
             room: 9,
         };
-        let r = q.write_to(&mut w, 1 << 16).unwrap();
+        let r = q.write_to(&mut w, 1 << 16, None).unwrap();
         assert_eq!(
             r,
             Written {
@@ -334,7 +459,7 @@ mod tests {
         );
         assert_eq!(q.len(), 5);
         w.room = 100;
-        let r = q.write_to(&mut w, 1 << 16).unwrap();
+        let r = q.write_to(&mut w, 1 << 16, None).unwrap();
         assert_eq!(
             r,
             Written {
@@ -351,14 +476,14 @@ mod tests {
         let mut q = OutQueue::default();
         let c = chunk(&"x".repeat(1000));
         for _ in 0..100 {
-            q.push(c.clone());
+            q.push(c.clone(), None);
         }
         let mut w = Trickle {
             got: Vec::new(),
             cap: usize::MAX,
             room: usize::MAX,
         };
-        let r = q.write_to(&mut w, 10_000).unwrap();
+        let r = q.write_to(&mut w, 10_000, None).unwrap();
         assert!(!r.blocked);
         assert!(r.bytes >= 10_000 && r.bytes < 11_000, "{}", r.bytes);
         assert_eq!(q.len(), 100_000 - r.bytes);
@@ -400,10 +525,10 @@ mod tests {
         ] {
             let mut q = OutQueue::default();
             for _ in 0..queued {
-                q.push(c.clone());
+                q.push(c.clone(), None);
             }
             let mut w = Counting::default();
-            let r = q.write_to(&mut w, 1 << 20).unwrap();
+            let r = q.write_to(&mut w, 1 << 20, None).unwrap();
             assert_eq!((r.bytes, w.got), (70 * queued, 70 * queued));
             assert_eq!(w.calls, calls, "{queued} chunks");
             assert!(q.is_empty());
@@ -426,12 +551,12 @@ mod tests {
         let before = spares();
         for q in &mut queues {
             for s in ["a", "b", "c"] {
-                q.push(chunk(s));
+                q.push(chunk(s), None);
             }
             assert!(q.rest.is_some());
         }
         for q in &mut queues {
-            q.write_to(&mut sink, 1 << 16).unwrap();
+            q.write_to(&mut sink, 1 << 16, None).unwrap();
             assert!(
                 q.is_empty() && q.rest.is_none(),
                 "a drained queue holds no deque"
@@ -442,14 +567,14 @@ mod tests {
         // The next pass takes the spares instead of allocating.
         end_pass(1);
         for q in &mut queues {
-            q.push(chunk("x"));
-            q.push(chunk("y"));
+            q.push(chunk("x"), None);
+            q.push(chunk("y"), None);
         }
         assert_eq!(spares(), before);
-        queues[0].clear();
+        queues[0].clear(None);
         assert_eq!(spares(), before + 1, "a cleared queue gives its deque back");
         for q in &mut queues {
-            q.write_to(&mut sink, 1 << 16).unwrap();
+            q.write_to(&mut sink, 1 << 16, None).unwrap();
         }
         assert_eq!(spares(), before + 3);
         // A second in which no pass took a deque: all freed.
@@ -463,10 +588,74 @@ mod tests {
         let c = chunk("shared");
         let mut a = OutQueue::default();
         let mut b = OutQueue::default();
-        a.push(c.clone());
-        b.push(c.clone());
-        assert_eq!(Rc::strong_count(&c), 3);
-        a.clear();
-        assert_eq!(Rc::strong_count(&c), 2);
+        a.push(c.clone(), None);
+        b.push(c.clone(), None);
+        assert_eq!(Rc::strong_count(&c.0), 3);
+        a.clear(None);
+        assert_eq!(Rc::strong_count(&c.0), 2);
+    }
+
+    #[test]
+    fn a_chunk_shared_by_a_thousand_queues_counts_its_bytes_once_and_each_entry() {
+        let c = chunk(&"x".repeat(70));
+        let mut backlog = 0;
+        let mut queues: Vec<OutQueue> = (0..1000).map(|_| OutQueue::default()).collect();
+        for q in &mut queues {
+            q.push(c.clone(), Some(&mut backlog));
+        }
+        assert_eq!(c.holders(), 1000);
+        assert_eq!(backlog, 70 + CHUNK_HEADER_BYTES + 1000 * ENTRY_BYTES);
+        // Far below bytes times recipients.
+        assert!(backlog < 70 * 1000 / 4, "{backlog}");
+        // A second message to the same queues: its bytes once more.
+        let d = chunk(&"y".repeat(200));
+        for q in &mut queues {
+            q.push(d.clone(), Some(&mut backlog));
+        }
+        let both = 270 + 2 * CHUNK_HEADER_BYTES + 2000 * ENTRY_BYTES;
+        assert_eq!(backlog, both);
+        // One queue written: its entries leave, the chunks stay (999 others hold them).
+        let mut sink = Counting::default();
+        queues[0]
+            .write_to(&mut sink, 1 << 16, Some(&mut backlog))
+            .unwrap();
+        assert_eq!(sink.got, 270);
+        assert_eq!(backlog, both - 2 * ENTRY_BYTES);
+        // A queue leaving the backlog (its socket pushes back) takes its entries out, and
+        // one joining it brings them back.
+        queues[1].release_all(&mut backlog);
+        assert_eq!(backlog, both - 4 * ENTRY_BYTES);
+        assert_eq!((c.holders(), d.holders()), (998, 998));
+        queues[1].hold_all(&mut backlog);
+        assert_eq!(backlog, both - 2 * ENTRY_BYTES);
+    }
+
+    #[test]
+    fn the_backlog_returns_to_zero_when_everything_is_written() {
+        let shared = chunk(&"s".repeat(64));
+        let mut backlog = 0;
+        let mut queues: Vec<OutQueue> = (0..50).map(|_| OutQueue::default()).collect();
+        for (i, q) in queues.iter_mut().enumerate() {
+            for n in 0..=i {
+                q.push(shared.clone(), Some(&mut backlog));
+                q.push(chunk(&format!("own {i} {n}")), Some(&mut backlog));
+            }
+        }
+        assert!(backlog > 0);
+        // Written in small pieces (chunks split across writes), queue by queue; one queue
+        // is dropped instead.
+        queues.pop().unwrap().clear(Some(&mut backlog));
+        for q in &mut queues {
+            let mut w = Trickle {
+                got: Vec::new(),
+                cap: 7,
+                room: usize::MAX,
+            };
+            while !q.is_empty() {
+                q.write_to(&mut w, 100, Some(&mut backlog)).unwrap();
+            }
+        }
+        assert_eq!(backlog, 0);
+        assert_eq!(shared.holders(), 0);
     }
 }

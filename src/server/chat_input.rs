@@ -2,6 +2,7 @@
 //! cleaning, HTTP on the telnet port) and the per-connection line rate limit, then the chat
 //! core; and the transports' control input (telnet replies, WebSocket pings and closes).
 
+use super::buffer::Chunk;
 use super::conn::{PendingClose, Proto};
 use super::start::Server;
 use super::timers::TimerKind;
@@ -10,7 +11,6 @@ use crate::proto::input::Input;
 use crate::proto::telnet;
 use crate::proto::text::clean_line;
 use crate::proto::websocket;
-use std::rc::Rc;
 
 impl Server {
     /// Handles one decoded input of a chat connection. The connection is looked up once.
@@ -36,7 +36,7 @@ impl Server {
                 return self.core.handle_bad_input(now, id, bad, &mut self.io);
             }
             Input::Overflow => return self.io.kill(id, CloseReason::InputOverflow),
-            Input::Reply(bytes) => return self.io.enqueue(id, Rc::from(bytes)),
+            Input::Reply(bytes) => return self.io.enqueue(id, Chunk::from(bytes)),
             Input::Ping(payload) => {
                 return self
                     .io

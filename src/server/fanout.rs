@@ -5,7 +5,6 @@
 use super::buffer::Chunk;
 use crate::chat::Event;
 use crate::proto::{telnet, websocket};
-use std::rc::Rc;
 
 /// The chat wire formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +36,7 @@ pub fn encode_event(wire: Wire, event: &Event<'_>, buf: &mut Vec<u8>) -> Chunk {
             websocket::encode_text_bytes(&json, buf);
         }
     }
-    Rc::from(&buf[..])
+    Chunk::from(&buf[..])
 }
 
 /// One message on its way to many recipients: each wire format is encoded on first use
@@ -80,11 +79,11 @@ mod tests {
         let mut msg = Encoded::new("hi");
         let a = msg.chunk(Wire::Telnet, &mut buf);
         let b = msg.chunk(Wire::Telnet, &mut buf);
-        assert!(Rc::ptr_eq(&a, &b));
+        assert!(Chunk::ptr_eq(&a, &b));
         assert_eq!(&*a, b"hi\r\n");
         assert_eq!(&*msg.chunk(Wire::WebSocket, &mut buf), b"\x81\x02hi");
         let json = msg.chunk(Wire::Json, &mut buf);
-        assert!(Rc::ptr_eq(&json, &msg.chunk(Wire::Json, &mut buf)));
+        assert!(Chunk::ptr_eq(&json, &msg.chunk(Wire::Json, &mut buf)));
         assert_eq!(&json[2..], br#"{"type":"notice","line":"hi"}"#);
     }
 }

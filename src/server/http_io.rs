@@ -12,7 +12,6 @@ use crate::rest::{self, Outcome, ServerView, Snapshot};
 use crate::web::{self, WebOutcome};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Time the log queries may scan per loop pass, all together (each gets at least one slice).
@@ -110,11 +109,11 @@ impl Server {
     fn respond(&mut self, id: ClientId, resp: Response, head_only: bool, keep_alive: bool) {
         let keep = keep_alive && !resp.close;
         self.io
-            .enqueue_response(id, Rc::from(resp.encode_head(keep)));
+            .enqueue_response(id, Chunk::from(resp.encode_head(keep)));
         if !head_only && resp.has_body() && !resp.body.is_empty() {
             let body = match resp.body {
                 Cow::Borrowed(file) => self.static_chunk(file),
-                Cow::Owned(bytes) => Rc::from(bytes),
+                Cow::Owned(bytes) => Chunk::from(bytes),
             };
             self.io.enqueue_response(id, body);
         }
@@ -128,7 +127,7 @@ impl Server {
         self.http
             .static_chunks
             .entry((file.as_ptr() as usize, file.len()))
-            .or_insert_with(|| Rc::from(file))
+            .or_insert_with(|| Chunk::from(file))
             .clone()
     }
 

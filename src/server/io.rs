@@ -13,7 +13,6 @@ use crate::proto::websocket;
 use crate::record::Record;
 use mio::net::TcpListener;
 use slab::Slab;
-use std::rc::Rc;
 
 /// What a listener accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +91,8 @@ pub struct Io {
     pub limits: OutputLimits,
     /// The time of this loop pass.
     pub now: Now,
-    /// Bytes queued that no reader's push-back accounts for: the server's own backlog.
+    /// What the output queued on connections that are not pushing back costs in memory (each
+    /// shared chunk once, plus each queue entry): the server's own backlog (see `output.rs`).
     pub backlog: usize,
     encode_buf: Vec<u8>,
 }
@@ -241,7 +241,7 @@ impl Io {
     pub fn enqueue_with(&mut self, id: ClientId, build: impl FnOnce(&mut Vec<u8>)) {
         self.encode_buf.clear();
         build(&mut self.encode_buf);
-        let chunk: Chunk = Rc::from(&self.encode_buf[..]);
+        let chunk = Chunk::from(&self.encode_buf[..]);
         self.enqueue(id, chunk);
     }
 

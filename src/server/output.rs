@@ -4,12 +4,15 @@
 //! A socket pushes back when a write would block; it stops pushing back when a write takes
 //! everything offered (the queue, or the per-pass budget). Only bytes queued while the socket
 //! pushes back count against the caps ("judged" bytes): a reader that takes every byte it is
-//! offered is never disconnected for output, however far behind the server is. The bytes
-//! queued on connections that are not pushing back are the server's own backlog, summed over
-//! all connections in `backlog`, which the shell keeps under its watermark by pausing chat
-//! input. (A connection that pushes back leaves the backlog with all its bytes, so a stalled
-//! reader can never hold the input paused.) Pure: no sockets, so the rules are tested with
-//! fake writers, and the fan-out benchmark drives this code.
+//! offered is never disconnected for output, however far behind the server is. The output
+//! queued on connections that are not pushing back is the server's own backlog, `backlog`,
+//! which the shell keeps under its watermark by pausing chat input. It counts what that output
+//! costs in memory, not bytes times recipients: each queue entry (a pointer to a shared chunk)
+//! and each chunk once, while any of those queues holds it (see `buffer.rs`). A 64-byte line to
+//! 5,000 readers is about 40 KB of backlog, not 320 KB. (A connection that pushes back takes
+//! its entries, and the chunks only it holds, out of the backlog, so a stalled reader can
+//! never hold the input paused.) Pure: no sockets, so the rules are tested with fake writers,
+//! and the fan-out benchmark drives this code.
 
 use super::buffer::{Chunk, OutQueue, Written};
 use std::io::{self, Write};
@@ -76,26 +79,14 @@ impl Output {
         self.over_soft_since
     }
 
-    /// What this connection adds to the server's backlog: everything it has queued, unless
-    /// its socket pushes back.
-    #[inline]
-    fn in_backlog(&self) -> usize {
-        if self.pushed_back {
-            0
-        } else {
-            self.len()
-        }
-    }
-
     /// Queues a chunk without the caps (an HTTP response, whose size is known).
     #[inline]
     pub fn push(&mut self, chunk: Chunk, backlog: &mut usize) {
-        let n = chunk.len();
-        self.queue.push(chunk);
         if self.pushed_back {
-            self.judged = self.judged.saturating_add(n as u32);
+            self.judged = self.judged.saturating_add(chunk.len() as u32);
+            self.queue.push(chunk, None);
         } else {
-            *backlog += n;
+            self.queue.push(chunk, Some(backlog));
         }
     }
 
@@ -111,8 +102,7 @@ impl Output {
     ) -> Pushed {
         if !self.pushed_back {
             // Nothing is judged while the socket takes what it is offered.
-            *backlog += chunk.len();
-            self.queue.push(chunk);
+            self.queue.push(chunk, Some(backlog));
             return Pushed::Queued;
         }
         self.push_judged(chunk, caps, stamp)
@@ -125,7 +115,7 @@ impl Output {
             return Pushed::OverHard;
         }
         self.judged = self.judged.saturating_add(chunk.len() as u32);
-        self.queue.push(chunk);
+        self.queue.push(chunk, None);
         if self.judged() > caps.soft && self.over_soft_since == 0 {
             self.over_soft_since = stamp.max(1);
             return Pushed::OverSoft;
@@ -134,7 +124,7 @@ impl Output {
     }
 
     /// Writes what `budget` allows (see [`OutQueue::write_to`]) and updates the push-back
-    /// state: a write that would block starts it (the connection's bytes leave the backlog);
+    /// state: a write that would block starts it (the connection's entries leave the backlog);
     /// one that takes all it was offered ends it (they are all backlog again, none judged).
     /// The judged bytes are the queue's last ones, so they are written last.
     #[inline]
@@ -146,12 +136,16 @@ impl Output {
         backlog: &mut usize,
     ) -> io::Result<Written> {
         let before = self.queue.len();
-        let result = self.queue.write_to(w, budget);
+        let counted = if self.pushed_back {
+            None
+        } else {
+            Some(&mut *backlog)
+        };
+        let result = self.queue.write_to(w, budget, counted);
         match &result {
-            Ok(w) if !w.blocked && !self.pushed_back => {
-                // The common case: still taking everything offered.
-                *backlog = backlog.saturating_sub(before - self.queue.len());
-            }
+            // The common case: still taking everything offered (the written chunks left the
+            // backlog as they went).
+            Ok(w) if !w.blocked && !self.pushed_back => {}
             _ => self.after_push_back(before, &result, soft, backlog),
         }
         result
@@ -166,7 +160,7 @@ impl Output {
         soft: usize,
         backlog: &mut usize,
     ) {
-        let counted = if self.pushed_back { 0 } else { before };
+        let was_pushed_back = self.pushed_back;
         let written = before - self.queue.len();
         let earlier = before.saturating_sub(self.judged());
         self.judged = self
@@ -180,7 +174,11 @@ impl Output {
             }
             Err(_) => {}
         }
-        *backlog = backlog.saturating_sub(counted) + self.in_backlog();
+        match (was_pushed_back, self.pushed_back) {
+            (false, true) => self.queue.release_all(backlog),
+            (true, false) => self.queue.hold_all(backlog),
+            _ => {}
+        }
         if self.judged() <= soft {
             self.over_soft_since = 0;
         }
@@ -188,15 +186,20 @@ impl Output {
 
     /// Drops everything queued (the connection is closing at once).
     pub fn clear(&mut self, backlog: &mut usize) {
-        *backlog = backlog.saturating_sub(self.in_backlog());
+        let counted = if self.pushed_back {
+            None
+        } else {
+            Some(backlog)
+        };
+        self.queue.clear(counted);
         *self = Output::default();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::buffer::{CHUNK_HEADER_BYTES, ENTRY_BYTES};
     use super::*;
-    use std::rc::Rc;
 
     /// A fake socket: takes up to `room` bytes per call (`usize::MAX`: everything), then says
     /// `WouldBlock` once `room` is used up, until `refill`.
@@ -242,7 +245,7 @@ mod tests {
     const BUDGET: usize = 64 * 1024;
 
     fn chunk(n: usize) -> Chunk {
-        Rc::from(vec![b'x'; n])
+        Chunk::from(vec![b'x'; n])
     }
 
     #[test]
@@ -258,7 +261,7 @@ mod tests {
                 assert_eq!(pushed, Pushed::Queued, "round {round}");
             }
             assert_eq!(out.judged(), 0);
-            assert_eq!(backlog, out.len());
+            assert_eq!(backlog, cost(100, 100));
             assert!(out.len() > CAPS.hard);
             let w = out
                 .write_to(&mut sock, BUDGET, CAPS.soft, &mut backlog)
@@ -364,6 +367,59 @@ mod tests {
         assert!(!w.blocked);
         assert!(!out.pushed_back());
         assert_eq!(out.judged(), 0);
-        assert_eq!(backlog, out.len());
+        // The unwritten chunks (the first one perhaps partly written) are backlog again.
+        assert_eq!(backlog, cost(out.len().div_ceil(1000), 1000));
+    }
+
+    /// The backlog that `n` distinct chunks of `size` bytes, each queued once, cost.
+    fn cost(n: usize, size: usize) -> usize {
+        n * (size + CHUNK_HEADER_BYTES + ENTRY_BYTES)
+    }
+
+    #[test]
+    fn a_socket_that_pushes_back_moves_its_share_out_of_the_backlog() {
+        let (mut fast, mut slow) = (Output::default(), Output::default());
+        let mut backlog = 0;
+        let shared: Vec<Chunk> = (0..10).map(|_| chunk(100)).collect();
+        for c in &shared {
+            fast.push_capped(c.clone(), &CAPS, 7, &mut backlog);
+            slow.push_capped(c.clone(), &CAPS, 7, &mut backlog);
+        }
+        // Each chunk once, each entry once.
+        assert_eq!(backlog, cost(10, 100) + 10 * ENTRY_BYTES);
+        // The slow reader's socket pushes back: its entries leave the backlog, the chunks
+        // stay (the fast reader's queue holds them too).
+        slow.write_to(&mut FakeSocket::refusing(), BUDGET, CAPS.soft, &mut backlog)
+            .unwrap();
+        assert!(slow.pushed_back());
+        assert_eq!(backlog, cost(10, 100));
+        // Once the fast reader has them, nothing is left in the backlog although the slow
+        // reader still holds every chunk.
+        let mut sock = FakeSocket::taking_everything();
+        fast.write_to(&mut sock, BUDGET, CAPS.soft, &mut backlog)
+            .unwrap();
+        assert_eq!((backlog, slow.len()), (0, 1000));
+        // A chunk only the pushed-back queue holds never joins the backlog.
+        slow.push_capped(chunk(100), &CAPS, 7, &mut backlog);
+        assert_eq!(backlog, 0);
+        // Its socket drains: everything it holds is backlog again until written.
+        let mut sock = FakeSocket::taking_everything();
+        slow.write_to(&mut sock, 500, CAPS.soft, &mut backlog)
+            .unwrap();
+        assert!(!slow.pushed_back());
+        assert_eq!(
+            backlog,
+            cost(6, 100),
+            "500 of 1,100 bytes written: 6 chunks left"
+        );
+        slow.write_to(
+            &mut FakeSocket::taking_everything(),
+            BUDGET,
+            CAPS.soft,
+            &mut backlog,
+        )
+        .unwrap();
+        assert_eq!((backlog, slow.len()), (0, 0));
+        assert!(shared.iter().all(|c| c.holders() == 0));
     }
 }

@@ -1,11 +1,13 @@
-//! The server falling behind: when the output queued on connections that are not pushing
-//! back (the server's own backlog, see `output.rs`) is still above `backlog_high_bytes` after
+//! The server falling behind: when the memory held by the output queued on connections that
+//! are not pushing back (the server's own backlog, see `output.rs`: each shared chunk once,
+//! plus a pointer per queue entry) is still above `backlog_high_bytes` after
 //! a loop pass has written all that the sockets take, chat input pauses until the backlog is
 //! below half of it. Within a pass, before its writes, reading stops at twice the watermark
 //! (a bound on memory): bytes queued in this pass and written at its end are not a server
 //! that is behind, and pausing on them cut every pass short at a fixed number of messages
-//! (16 MiB / 5,000 readers of 70-byte lines: 48 messages) however fast the sockets took them,
-//! so each `writev` carried fewer messages and the fan-out knee fell. Paused chat lines wait in their
+//! (16 MiB / 5,000 readers of 70-byte lines: 48 messages, when the backlog counted bytes
+//! times recipients) however fast the sockets took them, so each `writev` carried fewer
+//! messages and the fan-out knee fell. Paused chat lines wait in their
 //! connection's line backlog, whose socket is then not read (TCP pushes back on the sender;
 //! nothing is dropped); when the pause ends they go to the core round-robin, one line per
 //! connection per turn, so no sender starves and each sender's order is kept.
