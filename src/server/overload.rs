@@ -2,12 +2,12 @@
 //! are not pushing back (the server's own backlog, see `output.rs`: each shared chunk once,
 //! plus a pointer per queue entry) is still above `backlog_high_bytes` after
 //! a loop pass has written all that the sockets take, chat input pauses until the backlog is
-//! below half of it. Within a pass, before its writes, reading stops at twice the watermark
-//! (a bound on memory): bytes queued in this pass and written at its end are not a server
-//! that is behind, and pausing on them cut every pass short at a fixed number of messages
-//! (16 MiB / 5,000 readers of 70-byte lines: 48 messages, when the backlog counted bytes
-//! times recipients) however fast the sockets took them, so each `writev` carried fewer
-//! messages and the fan-out knee fell. Paused chat lines wait in their
+//! below half of it. Within a pass, before its writes, reading stops at the watermark too (so
+//! RSS stays within idle + `backlog_high_bytes` + the stalled readers' caps, SPEC §10); the
+//! pause that starts then ends at the end of the pass when its writes brought the backlog
+//! below half. Counted in memory (each shared chunk once), 16 MiB holds ~420 messages of
+//! 70 bytes to 5,000 readers per pass; counted as bytes times recipients it held 48, which
+//! cut every `writev` short and the fan-out knee with it. Paused chat lines wait in their
 //! connection's line backlog, whose socket is then not read (TCP pushes back on the sender;
 //! nothing is dropped); when the pause ends they go to the core round-robin, one line per
 //! connection per turn, so no sender starves and each sender's order is kept.
@@ -45,22 +45,10 @@ impl Overload {
     }
 }
 
-/// When the backlog is judged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Judged {
-    /// During a pass, before its writes: the backlog includes what the pass queued.
-    InPass,
-    /// At the end of a pass, after its writes: what the sockets did not take.
-    AfterWrites,
-}
-
-/// Whether a backlog of `backlog` bytes starts a pause with the watermark `high`: above it
-/// after a pass's writes, above twice it before them.
-fn pause_starts(backlog: usize, high: usize, when: Judged) -> bool {
-    match when {
-        Judged::InPass => backlog > high.saturating_mul(2),
-        Judged::AfterWrites => backlog > high,
-    }
+/// Whether a backlog of `backlog` bytes starts a pause with the watermark `high`, during a
+/// pass (before its writes) or after them.
+fn pause_starts(backlog: usize, high: usize) -> bool {
+    backlog > high
 }
 
 /// Held lines handed to the core per pass at least (more when more connections hold lines:
@@ -82,12 +70,10 @@ enum Turn {
 }
 
 impl Server {
-    /// True while chat input is paused; starts a pause when the backlog is above twice the
-    /// high watermark before the pass's writes (see the module docs).
+    /// True while chat input is paused; starts a pause when the backlog is above the high
+    /// watermark before the pass's writes (see the module docs).
     pub(super) fn input_paused(&mut self) -> bool {
-        if !self.overload.paused
-            && pause_starts(self.io.backlog, self.settings.backlog_high, Judged::InPass)
-        {
+        if !self.overload.paused && pause_starts(self.io.backlog, self.settings.backlog_high) {
             self.start_pause();
         }
         self.overload.paused
@@ -117,7 +103,7 @@ impl Server {
             if backlog <= high / 2 {
                 self.overload.paused = false;
             }
-        } else if pause_starts(backlog, high, Judged::AfterWrites) {
+        } else if pause_starts(backlog, high) {
             self.start_pause();
         }
     }
@@ -194,25 +180,14 @@ impl Server {
 
 #[cfg(test)]
 mod tests {
-    use super::{pause_starts, resume_turns, Judged, RESUME_TURNS};
+    use super::{pause_starts, resume_turns, RESUME_TURNS};
 
     #[test]
-    fn the_backlog_is_judged_after_the_writes_and_bounded_before_them() {
+    fn a_pause_starts_above_the_watermark() {
         let high = 16 << 20;
-        // Queued in this pass and about to be written: not yet behind.
-        assert!(!pause_starts(high + 1, high, Judged::InPass));
-        assert!(!pause_starts(2 * high, high, Judged::InPass));
-        // Memory bound within a pass.
-        assert!(pause_starts(2 * high + 1, high, Judged::InPass));
-        // Still queued after the sockets took what they would: behind.
-        assert!(!pause_starts(high, high, Judged::AfterWrites));
-        assert!(pause_starts(high + 1, high, Judged::AfterWrites));
-        // No overflow with a huge watermark.
-        assert!(!pause_starts(
-            usize::MAX,
-            usize::MAX / 2 + 1,
-            Judged::InPass
-        ));
+        assert!(!pause_starts(high, high));
+        assert!(pause_starts(high + 1, high));
+        assert!(!pause_starts(usize::MAX - 1, usize::MAX - 1));
     }
 
     #[test]
