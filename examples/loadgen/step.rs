@@ -72,9 +72,19 @@ impl Gen {
     /// every expected delivery arrived, and samples CPU and RSS around it.
     pub fn measure(&mut self, events: &mut Events, idx: u32, start: Instant, dur_s: f64) -> Window {
         let live = self.live_total().max(1) as u64;
-        let end = start + Duration::from_secs_f64(dur_s);
         self.reserve_order();
         let redis0 = self.redis_sample();
+        let mut start = start;
+        if redis0.is_some() {
+            // The Redis round trip may have taken the few ms before the step's start: start the
+            // schedule after it, so no message is due before it can be sent.
+            let at = Instant::now() + Duration::from_millis(2);
+            if let Some(s) = self.sh.sched.as_mut() {
+                s.start = s.start.max(at);
+                start = s.start;
+            }
+        }
+        let end = start + Duration::from_secs_f64(dur_s);
         let node_cpu0 = self.node_cpus();
         let cpu0 = self.cpu();
         let rss0 = self.rss();
