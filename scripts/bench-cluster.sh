@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Cluster benchmark: NODES chat-server processes sharing one chat through their own
-# redis-server, then the same offered load against one single-process server (the baseline),
-# in the same run. Writes BENCHMARKS-cluster.md at the repository root (`make bench-cluster`).
+# redis-server, against one single-process server (the baseline) at the same offered load, in
+# the same run. Writes BENCHMARKS-cluster.md at the repository root (`make bench-cluster`).
 #
-#   scripts/bench-cluster.sh [--nodes N] [--load D] [--step-s S] [--steps K] [--out FILE]
+#   scripts/bench-cluster.sh [--nodes N] [--load D] [--step-s S] [--steps K] [--rounds R]
+#                            [--out FILE]
 #
 # Reported: delivered/s and p99 in total and per node, cross-node order violations and loss
 # (both must be 0), Redis CPU and appends/s, server CPU, and the p99 overhead of the cluster
-# against the single process at the same offered load (target: at most +5 ms).
+# against the single process at the same offered load (target: at most +5 ms). Exits 0 when
+# both ran and order and loss are clean (the p99 verdict is in the report), 1 otherwise.
 #
-# Settings (environment; the options above override the first four):
+# Settings (environment; the options above override them):
 #   NODES=3               nodes in the cluster
 #   LOAD=30000            offered deliveries/s (each message goes to every member of its
 #                         channel; senders are spread over the channels and the nodes)
-#   STEP_S=5 STEPS=2      the load runs as STEPS fixed steps of STEP_S seconds, each followed
-#                         by a drain; the figures are medians over the steps
+#   ROUNDS=2 STEPS=2 STEP_S=5
+#                         each round starts a fresh cluster (redis-server and nodes) and a
+#                         fresh single process and runs STEPS fixed steps of STEP_S seconds
+#                         (each followed by a drain) on each, in alternating order (cluster
+#                         first in odd rounds); figures are medians over all steps
 #   TELNET_CLIENTS=150 WS_CLIENTS=150 CHANNELS=3 SENDERS=30
 #                         members (round-robin over the nodes within each channel)
 #   NODE_CPUS="0 0 1"     one taskset CPU list per node (cycled when shorter than NODES)
@@ -23,7 +28,8 @@
 #   REDIS_SERVER          the redis-server binary (default: the one on PATH)
 #   REDIS_PASSWORD        set to require a password (requirepass; the nodes send it)
 #   LEASE_MS=15000        the nodes' lease
-#   BENCH_TIMEOUT_S=170   hard limit for the whole run after the build
+#   BENCH_TIMEOUT_S=170   hard limit for the whole run after the build; work that no longer
+#                         fits is skipped (the report says so)
 # Defaults for the CPU lists: with at least NODES + 2 CPUs one CPU each (nodes 0..N-1, Redis
 # N, generator N+1); with fewer, the nodes spread over all CPUs and Redis and the generator
 # share the last one (on 2 CPUs: "0 0 1", 1, 1). Without taskset or with one CPU: no pinning.
@@ -32,7 +38,7 @@
 # directory; all are stopped by PID when it ends (also on Ctrl-C).
 set -u
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -44,6 +50,7 @@ while [ $# -gt 0 ]; do
         --load) LOAD=$2; shift 2 ;;
         --step-s) STEP_S=$2; shift 2 ;;
         --steps) STEPS=$2; shift 2 ;;
+        --rounds) ROUNDS=$2; shift 2 ;;
         --out) OUT_MD=$2; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench-cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -53,6 +60,7 @@ NODES=${NODES:-3}
 LOAD=${LOAD:-30000}
 STEP_S=${STEP_S:-5}
 STEPS=${STEPS:-2}
+ROUNDS=${ROUNDS:-2}
 TELNET_CLIENTS=${TELNET_CLIENTS:-150}
 WS_CLIENTS=${WS_CLIENTS:-150}
 CHANNELS=${CHANNELS:-3}
@@ -61,7 +69,7 @@ LEASE_MS=${LEASE_MS:-15000}
 TIMEOUT_S=${BENCH_TIMEOUT_S:-170}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 REDIS_PASSWORD=${REDIS_PASSWORD:-}
-for v in NODES LOAD STEPS TELNET_CLIENTS WS_CLIENTS CHANNELS SENDERS LEASE_MS TIMEOUT_S; do
+for v in NODES LOAD STEPS ROUNDS TELNET_CLIENTS WS_CLIENTS CHANNELS SENDERS LEASE_MS TIMEOUT_S; do
     case ${!v} in
         '' | *[!0-9]*) echo "bench-cluster.sh: $v must be a whole number, got '${!v}'" >&2; exit 2 ;;
     esac
@@ -185,12 +193,14 @@ rcli() {
 }
 start_redis() {
     local try i args
-    mkdir -p "$TMP/redis"
+    STARTS=$((STARTS + 1))
+    local dir=$TMP/redis$STARTS
+    mkdir -p "$dir"
     for try in 1 2 3 4 5; do
         REDIS_PORT=$(pick_port) || return 1
-        args=(--port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes --dir "$TMP/redis"
+        args=(--port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes --dir "$dir"
             --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save ''
-            --daemonize no --logfile "$TMP/redis/redis.log")
+            --daemonize no --logfile "$dir/redis.log")
         [ -n "$REDIS_PASSWORD" ] && args+=(--requirepass "$REDIS_PASSWORD")
         pinned "$REDIS_CPU"
         "${PINNED[@]}" "$REDIS_SERVER" "${args[@]}" &
@@ -201,7 +211,7 @@ start_redis() {
             if [ "$(rcli ping 2>/dev/null)" = PONG ]; then return 0; fi
             sleep 0.05
         done
-        say "redis-server on port $REDIS_PORT did not start (try $try): $(tail -2 "$TMP/redis/redis.log" 2>/dev/null | tr '\n' ' ')"
+        say "redis-server on port $REDIS_PORT did not start (try $try): $(tail -2 "$dir/redis.log" 2>/dev/null | tr '\n' ' ')"
         stop_pid "$REDIS_PID"
     done
     return 1
@@ -209,10 +219,13 @@ start_redis() {
 
 # --- chat-server nodes -----------------------------------------------------------------------
 TOKEN=bench-admin-token-0123456789
+STARTS=0
 declare -a NPID TPORT WPORT RPORT
 # start_node K CPUS CLUSTER(0|1): starts node K; sets NPID/TPORT/WPORT/RPORT[K].
 start_node() {
-    local k=$1 cpus=$2 cluster=$3 cfg=$TMP/node$1.json err=$TMP/node$1.err extra="" i
+    local k=$1 cpus=$2 cluster=$3 extra="" i
+    STARTS=$((STARTS + 1))
+    local cfg=$TMP/start$STARTS.json err=$TMP/start$STARTS.err
     if [ "$cluster" = 1 ]; then
         extra=",\"cluster\":{\"redis\":\"127.0.0.1:$REDIS_PORT\",\"node_id\":\"n$((k + 1))\",\"lease_ms\":$LEASE_MS"
         [ -n "$REDIS_PASSWORD" ] && extra+=",\"redis_password\":\"$REDIS_PASSWORD\""
@@ -220,7 +233,7 @@ start_node() {
     fi
     cat >"$cfg" <<EOF
 {"ip":"127.0.0.1","telnet_port":0,"rest_port":0,"websocket_port":0,
- "log_file":"$TMP/node$k.log","admin_token":"$TOKEN",
+ "log_file":"$TMP/start$STARTS.log","admin_token":"$TOKEN",
  "lines_burst":1000000,"lines_per_s":1000000,"max_line_bytes":512$extra}
 EOF
     pinned "$cpus"
@@ -246,22 +259,23 @@ healthy() {
     [ "$code" = 200 ]
 }
 
-# run_load TARGET N: the load generator against nodes 0..N-1.
+# run_load TARGET N ROUND: the load generator against nodes 0..N-1.
 run_load() {
-    local target=$1 n=$2 k tl="" wl="" pl="" phases="" i max_s
+    local target=$1 n=$2 round=$3 k tl="" wl="" pl="" phases="" i max_s
     for ((k = 0; k < n; k++)); do
         tl+="127.0.0.1:${TPORT[k]},"
         wl+="127.0.0.1:${WPORT[k]},"
         pl+="${NPID[k]},"
     done
     for ((i = 0; i < STEPS; i++)); do phases+="fixed:$LOAD,"; done
-    max_s=$(left)
-    [ "$target" = cluster ] && max_s=$((max_s - 30 - STEPS * STEP_S * 2))
+    # Setup (30 s at most), then each step, its drain and a backlog wait at most.
+    max_s=$((35 + STEPS * (3 * STEP_S + 12)))
+    [ "$max_s" -le $(($(left) - 5)) ] || max_s=$(($(left) - 5))
     [ "$max_s" -gt 10 ] || { FAIL_WHY="no time left"; return 1; }
     local args=(--telnet "${tl%,}" --ws "${wl%,}" --server-pid "${pl%,}"
         --telnet-clients "$TELNET_CLIENTS" --ws-clients "$WS_CLIENTS" --channels "$CHANNELS"
         --senders "$SENDERS" --phases "${phases%,}" --step-s "$STEP_S" --order-check
-        --target "$target" --tag "run=$target" --setup-timeout 30 --max-seconds "$max_s")
+        --target "$target" --tag "run=$target" --tag "round=$round" --setup-timeout 30 --max-seconds "$max_s")
     [ "$target" = cluster ] && args+=(--redis "127.0.0.1:$REDIS_PORT")
     [ "$target" = cluster ] && [ -n "$REDIS_PASSWORD" ] && args+=(--redis-password "$REDIS_PASSWORD")
     pinned "$GEN_CPU"
@@ -291,60 +305,84 @@ meta pinning "$PIN_DESC"
 meta load "$LOAD"
 meta step_s "$STEP_S"
 meta steps "$STEPS"
+meta rounds "$ROUNDS"
 meta clients "$TELNET_CLIENTS telnet + $WS_CLIENTS WebSocket in $CHANNELS channel(s), $SENDERS senders"
 meta lease_ms "$LEASE_MS"
 meta redis_version "$("$REDIS_SERVER" --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
 meta redis_conf "appendonly yes, appendfsync everysec, maxmemory-policy noeviction, save '', bind 127.0.0.1$([ -n "$REDIS_PASSWORD" ] && echo ', requirepass')"
 
-# --- the cluster -------------------------------------------------------------------------------
+# --- rounds ----------------------------------------------------------------------------------
+# Each round runs the cluster (a fresh redis-server and fresh nodes) and the single process,
+# one after the other, in alternating order (ABBA...), so that both meet the same background.
 CLUSTER_STATUS=ok
-FAIL_WHY=
-say "cluster: redis-server and $NODES node(s); $PIN_DESC"
-if ! start_redis; then
-    CLUSTER_STATUS="redis-server did not start"
-else
-    for ((k = 0; k < NODES; k++)); do
-        if ! start_node "$k" "$(node_cpu $k)" 1; then
-            CLUSTER_STATUS=$FAIL_WHY
-            break
-        fi
-    done
-fi
-if [ "$CLUSTER_STATUS" = ok ]; then
-    # Every node's Redis link must be up (/healthz 200) before the clients come.
-    up=0
-    for i in $(seq 200); do
-        up=0
-        for ((k = 0; k < NODES; k++)); do healthy "$k" && up=$((up + 1)); done
-        [ "$up" = "$NODES" ] && break
-        sleep 0.1
-    done
-    [ "$up" = "$NODES" ] || CLUSTER_STATUS="only $up of $NODES nodes answered /healthz with 200 within 20 s"
-fi
-if [ "$CLUSTER_STATUS" = ok ]; then
-    say "cluster up (Redis on 127.0.0.1:$REDIS_PORT); load: $STEPS x ${STEP_S}s at $LOAD deliveries/s ($(left)s left)"
-    run_load cluster "$NODES" || CLUSTER_STATUS=$FAIL_WHY
-    meta redis_info_memory "$(rcli info memory 2>/dev/null | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p')"
-    meta redis_stream_len "$(rcli xlen '{chat}:log' 2>/dev/null)"
-fi
-[ "$CLUSTER_STATUS" = ok ] || say "cluster run failed: $CLUSTER_STATUS"
-meta cluster_status "$CLUSTER_STATUS"
-stop_all
-
-# --- the single-process baseline ---------------------------------------------------------------
 BASE_STATUS=ok
-FAIL_WHY=
-if [ "$(left)" -lt $((STEPS * STEP_S * 3 + 10)) ]; then
-    BASE_STATUS="skipped: $(left)s left"
-elif ! start_node 0 "$BASE_CPU" 0; then
-    BASE_STATUS=$FAIL_WHY
-else
-    say "single process: the same load ($(left)s left)"
-    run_load single 1 || BASE_STATUS=$FAIL_WHY
-fi
-[ "$BASE_STATUS" = ok ] || say "baseline run failed: $BASE_STATUS"
+
+# cluster_round R: one round of the cluster; sets CLUSTER_STATUS on failure.
+cluster_round() {
+    local r=$1 k i up
+    FAIL_WHY=
+    say "round $r, cluster: redis-server and $NODES node(s) ($(left)s left)"
+    if ! start_redis; then
+        CLUSTER_STATUS="redis-server did not start"
+    else
+        for ((k = 0; k < NODES; k++)); do
+            if ! start_node "$k" "$(node_cpu $k)" 1; then
+                CLUSTER_STATUS=$FAIL_WHY
+                break
+            fi
+        done
+    fi
+    if [ "$CLUSTER_STATUS" = ok ]; then
+        # Every node's Redis link must be up (/healthz 200) before the clients come.
+        for i in $(seq 200); do
+            up=0
+            for ((k = 0; k < NODES; k++)); do healthy "$k" && up=$((up + 1)); done
+            [ "$up" = "$NODES" ] && break
+            sleep 0.1
+        done
+        [ "$up" = "$NODES" ] || CLUSTER_STATUS="only $up of $NODES nodes answered /healthz with 200 within 20 s"
+    fi
+    if [ "$CLUSTER_STATUS" = ok ]; then
+        run_load cluster "$NODES" "$r" || CLUSTER_STATUS=$FAIL_WHY
+        meta redis_info_memory "$(rcli info memory 2>/dev/null | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p')"
+        meta redis_stream_len "$(rcli xlen '{chat}:log' 2>/dev/null)"
+    fi
+    [ "$CLUSTER_STATUS" = ok ] || say "cluster run failed: $CLUSTER_STATUS"
+    stop_all
+}
+
+# single_round R: one round of the single-process baseline; sets BASE_STATUS on failure.
+single_round() {
+    local r=$1
+    FAIL_WHY=
+    say "round $r, single process ($(left)s left)"
+    if ! start_node 0 "$BASE_CPU" 0; then
+        BASE_STATUS=$FAIL_WHY
+    else
+        run_load single 1 "$r" || BASE_STATUS=$FAIL_WHY
+    fi
+    [ "$BASE_STATUS" = ok ] || say "baseline run failed: $BASE_STATUS"
+    stop_all
+}
+
+say "$ROUNDS round(s) of $STEPS x ${STEP_S}s at $LOAD deliveries/s; $PIN_DESC"
+NEED=$((STEPS * (STEP_S + 2) + 10))
+for ((r = 1; r <= ROUNDS; r++)); do
+    if [ $((r % 2)) = 1 ]; then order="cluster single"; else order="single cluster"; fi
+    for what in $order; do
+        if [ "$(left)" -lt "$NEED" ]; then
+            say "round $r, $what: skipped, $(left)s left (needs about ${NEED}s)"
+            meta "skipped_r${r}_$what" "$(left)s left"
+            continue
+        fi
+        case $what in
+            cluster) [ "$CLUSTER_STATUS" = ok ] && cluster_round "$r" ;;
+            single) [ "$BASE_STATUS" = ok ] && single_round "$r" ;;
+        esac
+    done
+done
+meta cluster_status "$CLUSTER_STATUS"
 meta baseline_status "$BASE_STATUS"
-stop_all
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta elapsed_s $(($(date +%s) - T0))
 

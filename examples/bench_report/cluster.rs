@@ -98,7 +98,7 @@ fn header(d: &Data, s: &mut String) {
         ("pinning", "pinning"),
         ("clients", "clients"),
         ("offered load (deliveries/s)", "load"),
-        ("steps × seconds", "steps"),
+        ("rounds × steps × seconds (per target)", "steps"),
         ("lease (ms)", "lease_ms"),
         ("Redis", "redis_version"),
         ("Redis configuration", "redis_conf"),
@@ -112,12 +112,20 @@ fn header(d: &Data, s: &mut String) {
     for (label, key) in rows {
         let mut v = d.meta(key).to_owned();
         if key == "steps" {
-            v = format!("{} × {}", d.meta("steps"), d.meta("step_s"));
+            v = format!(
+                "{} × {} × {}",
+                d.meta("rounds"),
+                d.meta("steps"),
+                d.meta("step_s")
+            );
         }
         if matches!(key, "command" | "commit") {
             v = format!("`{}`", v.trim());
         }
         let _ = writeln!(s, "| {label} | {v} |");
+    }
+    for (k, v) in d.meta.iter().filter(|(k, _)| k.starts_with("skipped_")) {
+        let _ = writeln!(s, "| {} | skipped ({v}) |", k.replace('_', " "));
     }
     let nproc: f64 = d.meta("nproc").parse().unwrap_or(1.0);
     let load: f64 = d
@@ -135,7 +143,7 @@ fn header(d: &Data, s: &mut String) {
     let _ = writeln!(
         s,
         "\n## How it is measured\n\n\
-`scripts/bench-cluster.sh` starts its own `redis-server` (loopback, a free port, a temporary directory, the configuration above) and {n} chat-server node(s) with a `cluster` section pointing at it, waits until every node's `GET /healthz` answers 200, and runs `examples/loadgen/` against all of them: members are spread round-robin over the nodes within each channel (the senders too), joined, and checked with a barrier message sent on one node that every member on every node must receive — so the run only starts when the nodes share one chat. The generator then publishes 64-byte messages open loop at the offered rate in fixed steps, each followed by a drain, and measures latency from each message's scheduled send time. The same load then runs against one single-process server (no `cluster` section) on the first node's CPU: the baseline.\n\n\
+`scripts/bench-cluster.sh` starts its own `redis-server` (loopback, a free port, a temporary directory, the configuration above) and {n} chat-server node(s) with a `cluster` section pointing at it, waits until every node's `GET /healthz` answers 200, and runs `examples/loadgen/` against all of them: members are spread round-robin over the nodes within each channel (the senders too), joined, and checked with a barrier message sent on one node that every member on every node must receive — so the run only starts when the nodes share one chat. The generator then publishes 64-byte messages open loop at the offered rate in fixed steps, each followed by a drain, and measures latency from each message's scheduled send time. The same load runs against one single-process server (no `cluster` section) on the first node's CPU: the baseline. Each round starts both afresh and runs them one after the other, the cluster first in odd rounds and second in even ones, so both meet the same background load.\n\n\
 * **Order**: every message carries (sender, sequence number); each member records the ids it received, in order. After each step the members of a channel are compared with a reference member: a *violation* is a consecutive pair of messages a member received in the opposite order to the reference. Zero violations means every two members of a channel saw the messages they both received in one order, whichever node they are on.\n\
 * **Loss**: messages published in a member's channel that it never received by the end of the drain (and the generator's per-sender gap and duplicate checks).\n\
 * **Redis**: its CPU (utime + stime from `/proc/PID/stat`, PID from `INFO server`) and the entries appended (the `{{chat}}:seq` counter) and `EVALSHA` calls (`INFO commandstats`) between the start of a step and the end of its drain.\n\
@@ -322,14 +330,22 @@ fn per_node(d: &Data, s: &mut String) {
 fn step_table(d: &Data, s: &mut String) {
     let _ = writeln!(
         s,
-        "## Steps\n\n| target | step | offered/s | delivered/s | p99 | loss | order violations | missing | Redis CPU | appends/s |\n|---|---|---|---|---|---|---|---|---|---|"
+        "## Steps\n\n| target | round | step | offered/s | delivered/s | p99 | loss | order violations | missing | Redis CPU | appends/s |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for target in ["cluster", "single"] {
-        for (i, r) in steps(d, target).iter().enumerate() {
+        let mut i = 0;
+        let mut round = String::new();
+        for r in steps(d, target) {
+            let this = r["round"].as_str().unwrap_or("?").to_owned();
+            if this != round {
+                round = this;
+                i = 0;
+            }
+            i += 1;
             let _ = writeln!(
                 s,
-                "| {target} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                i + 1,
+                "| {target} | {round} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                i,
                 opt(num(&r["offered_dps"]), rate),
                 opt(num(&r["delivered_per_s"]), rate),
                 opt(num(&r["p99_ms"]), ms),
