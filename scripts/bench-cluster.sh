@@ -23,16 +23,17 @@
 #   TELNET_CLIENTS=150 WS_CLIENTS=150 CHANNELS=3 SENDERS=30
 #                         members (round-robin over the nodes within each channel)
 #   NODE_CPUS="0 0 1"     one taskset CPU list per node (cycled when shorter than NODES)
-#   REDIS_CPU=1 GEN_CPU=1 CPU lists of redis-server and the load generator
+#   REDIS_CPU=1 GEN_CPU=1 taskset CPU lists of redis-server and the load generator
 #   BASE_CPU              CPU list of the single-process baseline (default: the first node's)
 #   REDIS_SERVER          the redis-server binary (default: the one on PATH)
 #   REDIS_PASSWORD        set to require a password (requirepass; the nodes send it)
 #   LEASE_MS=15000        the nodes' lease
 #   BENCH_TIMEOUT_S=170   hard limit for the whole run after the build; work that no longer
 #                         fits is skipped (the report says so)
-# Defaults for the CPU lists: with at least NODES + 2 CPUs one CPU each (nodes 0..N-1, Redis
-# N, generator N+1); with fewer, the nodes spread over all CPUs and Redis and the generator
-# share the last one (on 2 CPUs: "0 0 1", 1, 1). Without taskset or with one CPU: no pinning.
+# Default CPU lists: with at least NODES + 2 CPUs (and none of the lists set) one CPU each
+# (nodes 0..N-1, Redis N, generator N+1); with fewer, nothing is pinned: on a small machine
+# pinning five processes to two CPUs makes the CPU each lands on (and what else runs there)
+# matter more than the cluster does. An empty list leaves that process unpinned.
 #
 # Every process is started by this script, on loopback ports it picked, in a temporary
 # directory; all are stopped by PID when it ends (also on Ctrl-C).
@@ -134,41 +135,35 @@ left() { echo $((DEADLINE - $(date +%s))); }
 
 # --- CPU sets --------------------------------------------------------------------------------
 NPROC=$(nproc 2>/dev/null || echo 1)
-PIN=1
-if ! command -v taskset >/dev/null 2>&1 || [ "$NPROC" -lt 2 ]; then PIN=0; fi
-if [ -z "${NODE_CPUS:-}" ]; then
-    NODE_CPUS=
-    for ((k = 0; k < NODES; k++)); do
-        if [ "$NPROC" -ge $((NODES + 2)) ]; then
-            NODE_CPUS+="$k "
-        else
-            NODE_CPUS+="$((k * NPROC / NODES)) "
-        fi
-    done
+if [ "$NPROC" -ge $((NODES + 2)) ] && [ -z "${NODE_CPUS+x}${REDIS_CPU+x}${GEN_CPU+x}" ]; then
+    # One CPU each: nodes 0..N-1, Redis N, generator N+1.
+    NODE_CPUS=$(seq -s ' ' 0 $((NODES - 1)))
+    REDIS_CPU=$NODES
+    GEN_CPU=$((NODES + 1))
 fi
-if [ "$NPROC" -ge $((NODES + 2)) ]; then
-    REDIS_CPU=${REDIS_CPU:-$NODES}
-    GEN_CPU=${GEN_CPU:-$((NODES + 1))}
-else
-    REDIS_CPU=${REDIS_CPU:-$((NPROC - 1))}
-    GEN_CPU=${GEN_CPU:-$((NPROC - 1))}
-fi
+NODE_CPUS=${NODE_CPUS:-}
+REDIS_CPU=${REDIS_CPU:-}
+GEN_CPU=${GEN_CPU:-}
 read -r -a NODE_CPU_LIST <<<"$NODE_CPUS"
-[ ${#NODE_CPU_LIST[@]} -ge 1 ] || NODE_CPU_LIST=(0)
-BASE_CPU=${BASE_CPU:-${NODE_CPU_LIST[0]}}
-node_cpu() { echo "${NODE_CPU_LIST[$(($1 % ${#NODE_CPU_LIST[@]}))]}"; }
-# pinned CPULIST: sets PINNED to the command prefix that pins to CPULIST (empty without
-# pinning). Used as `"${PINNED[@]}" cmd &`, so that $! is the PID of cmd itself.
+BASE_CPU=${BASE_CPU-${NODE_CPU_LIST[0]:-}}
+node_cpu() {
+    [ ${#NODE_CPU_LIST[@]} -gt 0 ] && echo "${NODE_CPU_LIST[$(($1 % ${#NODE_CPU_LIST[@]}))]}"
+    return 0
+}
+if [ -n "$NODE_CPUS$REDIS_CPU$GEN_CPU$BASE_CPU" ] && ! command -v taskset >/dev/null 2>&1; then
+    echo "bench-cluster.sh: CPU lists given but taskset is missing (util-linux)" >&2
+    exit 2
+fi
+# pinned CPULIST: sets PINNED to the command prefix that pins to CPULIST (empty for an empty
+# list). Used as `"${PINNED[@]}" cmd &`, so that $! is the PID of cmd itself.
 pinned() {
     PINNED=()
-    if [ "$PIN" = 1 ]; then PINNED=(taskset -c "$1"); fi
+    if [ -n "$1" ]; then PINNED=(taskset -c "$1"); fi
 }
-PIN_DESC="none (taskset missing or one CPU)"
-if [ "$PIN" = 1 ]; then
-    nc=""
-    for ((k = 0; k < NODES; k++)); do nc+="$(node_cpu $k) "; done
-    PIN_DESC="nodes on CPUs ${nc% } (in node order), Redis on $REDIS_CPU, generator on $GEN_CPU, single-process baseline on $BASE_CPU (taskset)"
-fi
+cpu_desc() { if [ -n "$1" ]; then echo "CPU $1"; else echo "any CPU"; fi; }
+nc=""
+for ((k = 0; k < NODES; k++)); do nc+="$(cpu_desc "$(node_cpu $k)"), "; done
+PIN_DESC="nodes: ${nc%, }; Redis: $(cpu_desc "$REDIS_CPU"); generator: $(cpu_desc "$GEN_CPU"); single-process baseline: $(cpu_desc "$BASE_CPU")"
 
 # --- ports -----------------------------------------------------------------------------------
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -316,6 +311,8 @@ meta redis_conf "appendonly yes, appendfsync everysec, maxmemory-policy noevicti
 # one after the other, in alternating order (ABBA...), so that both meet the same background.
 CLUSTER_STATUS=ok
 BASE_STATUS=ok
+CLUSTER_RAN=0
+BASE_RAN=0
 
 # cluster_round R: one round of the cluster; sets CLUSTER_STATUS on failure.
 cluster_round() {
@@ -376,11 +373,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
             continue
         fi
         case $what in
-            cluster) [ "$CLUSTER_STATUS" = ok ] && cluster_round "$r" ;;
-            single) [ "$BASE_STATUS" = ok ] && single_round "$r" ;;
+            cluster) [ "$CLUSTER_STATUS" = ok ] && cluster_round "$r" && CLUSTER_RAN=1 ;;
+            single) [ "$BASE_STATUS" = ok ] && single_round "$r" && BASE_RAN=1 ;;
         esac
     done
 done
+[ "$CLUSTER_STATUS" = ok ] && [ "$CLUSTER_RAN" = 0 ] && CLUSTER_STATUS="not run: no time left"
+[ "$BASE_STATUS" = ok ] && [ "$BASE_RAN" = 0 ] && BASE_STATUS="not run: no time left"
 meta cluster_status "$CLUSTER_STATUS"
 meta baseline_status "$BASE_STATUS"
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
