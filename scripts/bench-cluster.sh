@@ -15,7 +15,7 @@
 #   NODES=3               nodes in the cluster
 #   LOAD=30000            offered deliveries/s (each message goes to every member of its
 #                         channel; senders are spread over the channels and the nodes)
-#   ROUNDS=2 STEPS=2 STEP_S=5
+#   ROUNDS=3 STEPS=3 STEP_S=3
 #                         each round starts a fresh cluster (redis-server and nodes) and a
 #                         fresh single process and runs STEPS fixed steps of STEP_S seconds
 #                         (each followed by a drain) on each, in alternating order (cluster
@@ -59,9 +59,9 @@ while [ $# -gt 0 ]; do
 done
 NODES=${NODES:-3}
 LOAD=${LOAD:-30000}
-STEP_S=${STEP_S:-5}
-STEPS=${STEPS:-2}
-ROUNDS=${ROUNDS:-2}
+STEP_S=${STEP_S:-3}
+STEPS=${STEPS:-3}
+ROUNDS=${ROUNDS:-3}
 TELNET_CLIENTS=${TELNET_CLIENTS:-150}
 WS_CLIENTS=${WS_CLIENTS:-150}
 CHANNELS=${CHANNELS:-3}
@@ -231,6 +231,7 @@ start_node() {
  "log_file":"$TMP/start$STARTS.log","admin_token":"$TOKEN",
  "lines_burst":1000000,"lines_per_s":1000000,"max_line_bytes":512$extra}
 EOF
+    : >"$err"
     pinned "$cpus"
     "${PINNED[@]}" "$BIN" -c "$cfg" 2>"$err" &
     NPID[k]=$!

@@ -236,6 +236,14 @@ fn result(d: &Data, s: &mut String) {
             None => "pending".into(),
         }
     );
+    let per_round = round_overheads(&cl, &single);
+    if !per_round.is_empty() {
+        let _ = writeln!(
+            s,
+            "| p99 overhead per round (cluster − single, each the median of the round's steps) | {} | | | |",
+            per_round.join(", ")
+        );
+    }
     let _ = writeln!(
         s,
         "| max latency | {} | {} | | |",
@@ -281,6 +289,23 @@ fn result(d: &Data, s: &mut String) {
             "> A step saturated the load generator (≥ 90 % of its CPU): its latency is partly the generator's.\n"
         );
     }
+}
+
+/// Per round in which both ran: "r1 +0.52 ms".
+fn round_overheads(cl: &[&Value], single: &[&Value]) -> Vec<String> {
+    let mut rounds: Vec<&str> = cl.iter().filter_map(|r| r["round"].as_str()).collect();
+    rounds.dedup();
+    rounds
+        .iter()
+        .filter_map(|round| {
+            let of = |v: &[&Value]| {
+                let v: Vec<&Value> = v.iter().copied().filter(|r| r["round"] == *round).collect();
+                med(&v, |r| num(&r["p99_ms"]))
+            };
+            let (c, b) = (of(cl)?, of(single)?);
+            Some(format!("r{round} {:+.2} ms", c - b))
+        })
+        .collect()
 }
 
 fn per_node(d: &Data, s: &mut String) {
