@@ -345,8 +345,21 @@ cluster_round() {
         meta redis_info_memory "$(rcli info memory 2>/dev/null | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p')"
         meta redis_stream_len "$(rcli xlen '{chat}:log' 2>/dev/null)"
     fi
-    [ "$CLUSTER_STATUS" = ok ] || say "cluster run failed: $CLUSTER_STATUS"
+    if [ "$CLUSTER_STATUS" != ok ]; then
+        say "cluster run failed: $CLUSTER_STATUS"
+        keep_logs "$r-cluster"
+    fi
     stop_all
+}
+
+# keep_logs NAME: copies the nodes' stderr and Redis's log of this start next to the results.
+keep_logs() {
+    local dir=$OUT/logs-$1 f
+    mkdir -p "$dir"
+    for f in "$TMP"/start*.err "$TMP"/redis*/redis.log; do
+        [ -f "$f" ] && cp "$f" "$dir/$(basename "$(dirname "$f")")-$(basename "$f")"
+    done
+    say "  the nodes' and Redis's logs are in ${dir#"$ROOT"/}"
 }
 
 # single_round R: one round of the single-process baseline; sets BASE_STATUS on failure.
@@ -359,7 +372,10 @@ single_round() {
     else
         run_load single 1 "$r" || BASE_STATUS=$FAIL_WHY
     fi
-    [ "$BASE_STATUS" = ok ] || say "baseline run failed: $BASE_STATUS"
+    if [ "$BASE_STATUS" != ok ]; then
+        say "baseline run failed: $BASE_STATUS"
+        keep_logs "$r-single"
+    fi
     stop_all
 }
 
