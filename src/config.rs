@@ -165,6 +165,9 @@ define_config! {
     state_file: Option<String> = None,
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<String> = Vec::new(),
+    /// Several processes serving one chat through Redis (see "Running several processes");
+    /// `None` means one process.
+    cluster: Option<crate::cluster::config::ClusterConfig> = None,
 }
 
 /// A config file that cannot be used; the message is one line naming the file and the problem.
@@ -223,6 +226,9 @@ impl Config {
         }
         check_distinct_ports(self)?;
         crate::config_moderation::validate(self)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         if self.log_file.is_empty() {
             return Err("\"log_file\" must not be empty".to_owned());
         }

@@ -155,6 +155,29 @@ pub enum Record<'a> {
         /// Whether the credentials were accepted.
         ok: bool,
     },
+    /// Cluster: a node's incarnation was declared dead (its lease expired); its users left.
+    NodeDown {
+        #[serde(borrow)]
+        node: Cow<'a, str>,
+        #[serde(borrow)]
+        incarnation: Cow<'a, str>,
+    },
+    /// Cluster: this node's link came up in this Redis epoch (a node's own record: where it
+    /// resumes after a restart).
+    ClusterEpoch {
+        #[serde(borrow)]
+        epoch: Cow<'a, str>,
+    },
+    /// Cluster: stream entries `from..=to` were trimmed before this node read them.
+    Gap { from: u64, to: u64 },
+    /// Cluster: Redis lost its data; the shared history restarts in a new epoch.
+    EpochChange {
+        #[serde(borrow)]
+        old: Cow<'a, str>,
+        #[serde(borrow)]
+        new: Cow<'a, str>,
+        last_seq: u64,
+    },
     /// An error: a failed command, rejected input, an I/O problem.
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,6 +190,23 @@ pub enum Record<'a> {
 }
 
 impl Record<'_> {
+    /// False for the records about this process's own connections and life (connect, close,
+    /// commands, errors, `/oper`, start and stop): in a cluster only the others are every
+    /// node's records.
+    pub fn is_shared(&self) -> bool {
+        !matches!(
+            self,
+            Record::ServerStart { .. }
+                | Record::ServerStop { .. }
+                | Record::Connect { .. }
+                | Record::Close { .. }
+                | Record::Command { .. }
+                | Record::Error { .. }
+                | Record::Oper { .. }
+                | Record::ClusterEpoch { .. }
+        )
+    }
+
     /// True for the records that carry a message people read: chat, action, private,
     /// announcement. These are the ones that are refused when they cannot be logged.
     pub fn is_message(&self) -> bool {

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 
 mod action;
 mod away;
+mod cluster;
 mod ignore;
 mod info;
 pub(super) mod moderation;
@@ -71,6 +72,8 @@ pub enum AnnounceError {
     InvalidChannel,
     /// The announcement could not be written to the log, so it was not sent.
     LogFailed,
+    /// Cluster mode: the link to Redis is down, so nothing can be sent.
+    ClusterDown,
 }
 
 type ChannelKey = u32;
@@ -96,11 +99,15 @@ struct Session {
     /// through renames; boxed, since most users ignore nobody.
     #[allow(clippy::box_collection)]
     ignores: Option<Box<Vec<ClientId>>>,
+    /// Cluster mode: the nickname this connection claimed, until the claim comes back.
+    claiming: Option<Nick>,
 }
 
 struct Channel {
     name: Box<str>,
     members: Vec<ClientId>,
+    /// Cluster mode: the members connected to other nodes (empty in one process).
+    remote: Vec<Nick>,
     /// The channel's topic (`/topic`).
     topic: Option<Box<str>>,
 }
@@ -128,6 +135,8 @@ pub struct ChatCore {
     presence: PresenceNotices,
     /// Operators, bans and mutes.
     moderation: moderation::Moderation,
+    /// Cluster mode's state; `None` in one process.
+    cluster: Option<Box<cluster::Cluster>>,
 }
 
 fn lower(s: &str) -> Box<str> {
@@ -151,6 +160,7 @@ impl ChatCore {
             motd: None,
             presence: PresenceNotices::new(PresenceConfig::default()),
             moderation: Default::default(),
+            cluster: None,
         }
     }
 
@@ -266,13 +276,14 @@ impl ChatCore {
             nick: None,
             channel: None,
             ignores: None,
+            claiming: None,
         });
         self.session_count += 1;
         self.nick_deadlines.push(Reverse((
             now.mono_ms.saturating_add(self.config.nick_timeout_ms),
             id,
         )));
-        out.send(id, &s::welcome(self.nicks.len()));
+        out.send(id, &s::welcome(self.cluster_users()));
     }
 
     /// The connection is gone (EOF, error, timeout, close): free its nickname, leave its
@@ -350,7 +361,15 @@ impl ChatCore {
             return;
         }
         sess.active_ms = now.mono_ms;
-        if sess.nick.is_none() {
+        let (claiming, identified) = (sess.claiming.is_some(), sess.nick.is_some());
+        let waits = claiming || (self.cluster.is_some() && self.is_waiting(id));
+        if waits && !super::command::is_quit(line) {
+            // Cluster mode: its nickname claim, join, topic or away change is on its way;
+            // the line waits for it, so that a user's lines are answered in order.
+            self.hold_line(id, line);
+            return;
+        }
+        if !identified {
             self.identify(now, id, line, out);
             return;
         }
@@ -391,12 +410,16 @@ impl ChatCore {
             return;
         };
         let key = nick.lower();
-        if self.nicks.contains_key(&key) {
+        if self.nicks.contains_key(&key) || self.nick_in_cluster(&key) {
             out.send(id, s::NICK_TAKEN);
             return;
         }
         if self.is_nick_banned(now, &nick) {
             out.send(id, super::moderation_text::NICK_BANNED);
+            return;
+        }
+        if self.clustered() {
+            self.propose_claim(now, id, nick, None, out);
             return;
         }
         self.nicks.insert(key, id);
@@ -426,7 +449,7 @@ impl ChatCore {
         let Some(nick) = sess.nick else {
             return;
         };
-        self.say(now, id, ch, &nick, text, Speech::Chat, out);
+        self.say(now, Some(id), ch, &nick, text, Speech::Chat, out);
     }
 
     fn command(&mut self, now: Now, id: ClientId, cmd: Command<'_>, out: &mut impl Outbox) {
@@ -447,7 +470,17 @@ impl ChatCore {
                     }
                     Some(channel) => {
                         let mut text = String::from(s::LIST_HEADER);
-                        let members = self.members(&channel.members);
+                        let mut members = self.members(&channel.members);
+                        if self.cluster.is_some() {
+                            // The same answer on every node: sorted, not in join order.
+                            for r in &channel.remote {
+                                members.push(Member {
+                                    nick: r.as_str(),
+                                    away: self.remote_away(r),
+                                });
+                            }
+                            members.sort_by_key(|m| m.nick.to_ascii_lowercase());
+                        }
                         for member in &members {
                             text.push('\n');
                             text.push_str(&s::list_member(member.nick, member.away));
@@ -514,26 +547,22 @@ impl ChatCore {
             out.send(id, &text);
             return;
         }
+        if self.clustered() {
+            self.remember_since(id, since);
+            let body = crate::cluster::entry::Body::Join {
+                channel: name.into(),
+                nick: nick.into(),
+            };
+            let p = crate::cluster::broker::Proposal::Append(body);
+            self.propose(now, id, p, out);
+            return;
+        }
         self.leave_channel(now, id, nick, out);
-        let ch = match target {
-            Some(ch) => ch,
-            None => {
-                // A channel made again keeps the spelling its history remembers.
-                let shown = self.history.ring(name).map_or(name, |r| &r.name);
-                let topic = self.topics.take(&key);
-                let ch = self.channels.insert(Channel {
-                    name: shown.into(),
-                    members: Vec::new(),
-                    topic,
-                }) as ChannelKey;
-                self.channel_index.insert(key, ch);
-                ch
-            }
-        };
+        let ch = self.open_channel(name);
         let Some(channel) = self.channels.get_mut(ch as usize) else {
             return;
         };
-        let others = channel.members.len();
+        let others = channel.members.len() + channel.remote.len();
         channel.members.push(id);
         let shown: Box<str> = channel.name.clone();
         let topic = channel.topic.as_deref().map(|t| s::topic_of(&shown, t));
@@ -549,10 +578,19 @@ impl ChatCore {
                 },
             )
             .unwrap_or(0);
-        if let Some(channel) = self.channels.get(ch as usize) {
+        // A user put back in its channel after its node re-registered is not greeted again.
+        let quiet = self.is_rejoining(id);
+        if let (Some(channel), false) = (self.channels.get(ch as usize), quiet) {
             // Listed only for a JSON client: a text joiner needs the count alone, and
             // building the list per join would make a join storm quadratic.
-            let list = || self.members(&channel.members);
+            let list = || {
+                let mut all = self.members(&channel.members);
+                all.extend(channel.remote.iter().map(|r| Member {
+                    nick: r.as_str(),
+                    away: self.remote_away(r),
+                }));
+                all
+            };
             let event = Event {
                 line: &s::others_in_channel(others),
                 kind: EventKind::Members {
@@ -562,10 +600,12 @@ impl ChatCore {
             };
             out.publish(&[id], &event);
         }
-        if let Some(topic) = topic {
-            out.send(id, &topic);
+        if !quiet {
+            if let Some(topic) = topic {
+                out.send(id, &topic);
+            }
+            self.replay_on_join(now, id, &shown, since, out);
         }
-        self.replay_on_join(now, id, &shown, since, out);
         let kitchen = self.kitchen(now).to_owned();
         let msg = s::joined(&kitchen, nick, &shown);
         if let Some(channel) = self.channels.get(ch as usize) {
@@ -578,7 +618,7 @@ impl ChatCore {
                     nick,
                 }),
             };
-            let members = channel.members.len();
+            let members = channel.members.len() + channel.remote.len();
             if self.presence.note(ch, members, true, now.mono_ms) {
                 // The others get it in the next summary.
                 out.publish(&[id], &event);
@@ -586,6 +626,25 @@ impl ChatCore {
                 out.publish(&channel.members, &event);
             }
         }
+    }
+
+    /// The channel called `name` (any case), made if needed.
+    fn open_channel(&mut self, name: &str) -> ChannelKey {
+        let key = lower(name);
+        if let Some(ch) = self.channel_index.get(&key) {
+            return *ch;
+        }
+        // A channel made again keeps the spelling its history remembers.
+        let shown = self.history.ring(name).map_or(name, |r| &r.name);
+        let topic = self.topics.take(&key);
+        let ch = self.channels.insert(Channel {
+            name: shown.into(),
+            members: Vec::new(),
+            remote: Vec::new(),
+            topic,
+        }) as ChannelKey;
+        self.channel_index.insert(key, ch);
+        ch
     }
 
     /// The members of a channel as `members` events list them.
@@ -611,6 +670,12 @@ impl ChatCore {
         out: &mut impl Outbox,
     ) {
         let target = Nick::new(to).and_then(|n| self.nicks.get(&n.lower()).copied());
+        if target.is_none() && self.clustered() {
+            if let Some(remote) = self.remote_user(to).map(|o| o.nick) {
+                self.propose_private(now, id, nick, &remote, text, out);
+                return;
+            }
+        }
         let Some(target) = target else {
             let error = s::not_connected(to);
             self.log_error(now, id, &error, out);
@@ -622,6 +687,10 @@ impl ChatCore {
             let error = s::ignored_you(&to_nick);
             self.log_error(now, id, &error, out);
             out.send(id, &error);
+            return;
+        }
+        if self.clustered() {
+            self.propose_private(now, id, nick, &to_nick, text, out);
             return;
         }
         let record = Record::Private {
@@ -650,6 +719,23 @@ impl ChatCore {
         }
     }
 
+    fn propose_private(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        from: &str,
+        to: &str,
+        text: &str,
+        out: &mut impl Outbox,
+    ) {
+        let body = crate::cluster::entry::Body::Private {
+            from: from.into(),
+            to: to.into(),
+            text: text.into(),
+        };
+        self.propose(now, id, crate::cluster::broker::Proposal::Append(body), out);
+    }
+
     /// An administrator's announcement to every identified user, or to one channel's members.
     /// Returns the recipients' nicknames.
     pub fn announce(
@@ -659,6 +745,9 @@ impl ChatCore {
         channel: Option<&str>,
         out: &mut impl Outbox,
     ) -> Result<Vec<String>, AnnounceError> {
+        if self.cluster.is_some() {
+            return self.announce_cluster(text, channel);
+        }
         let recipients: Vec<ClientId> = match channel {
             Some(name) => {
                 if !is_valid_channel(name) {
@@ -714,6 +803,59 @@ impl ChatCore {
             .collect())
     }
 
+    /// Cluster mode: the announcement is proposed; the answer names every user it will reach
+    /// in the cluster as it is now.
+    fn announce_cluster(
+        &mut self,
+        text: &str,
+        channel: Option<&str>,
+    ) -> Result<Vec<String>, AnnounceError> {
+        use crate::cluster::entry::Body;
+        let up = self.cluster.as_ref().is_some_and(|c| c.link_up);
+        let (mut names, body) = match channel {
+            Some(name) => {
+                if !is_valid_channel(name) {
+                    return Err(AnnounceError::InvalidChannel);
+                }
+                let ch = self
+                    .channel_index
+                    .get(&lower(name))
+                    .and_then(|c| self.channels.get(*c as usize))
+                    .ok_or(AnnounceError::UnknownChannel)?;
+                let mut names: Vec<String> = ch
+                    .members
+                    .iter()
+                    .filter_map(|m| self.nick_of(*m).map(str::to_string))
+                    .collect();
+                names.extend(ch.remote.iter().map(|r| r.to_string()));
+                let body = Body::ChannelAnnouncement {
+                    channel: ch.name.clone(),
+                    text: text.into(),
+                };
+                (names, body)
+            }
+            None => {
+                let names = match &self.cluster {
+                    Some(c) => c.owners.values().map(|o| o.nick.to_string()).collect(),
+                    None => Vec::new(),
+                };
+                (names, Body::Announcement { text: text.into() })
+            }
+        };
+        if names.is_empty() {
+            return Err(AnnounceError::NoUsers);
+        }
+        if !up {
+            return Err(AnnounceError::ClusterDown);
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            let p = crate::cluster::broker::Proposal::Append(body);
+            c.proposals.push((None, p));
+        }
+        names.sort_by_key(|n| n.to_ascii_lowercase());
+        Ok(names.into_iter().map(|n| format!("@{n}")).collect())
+    }
+
     /// The server is stopping: tell every connection and close it. Everyone leaves at once,
     /// so nobody is told who left before them.
     pub fn handle_shutdown(&mut self, now: Now, out: &mut impl Outbox) {
@@ -729,6 +871,7 @@ impl ChatCore {
             })
             .collect();
         out.send_many(&ids, s::SHUTDOWN);
+        self.release_all_for_shutdown();
         for &id in &ids {
             out.close(id, CloseReason::Shutdown);
             if let Some(sess) = self
@@ -756,7 +899,8 @@ impl ChatCore {
         };
         channel.members.retain(|m| *m != id);
         let name: Box<str> = channel.name.clone();
-        let empty = channel.members.is_empty();
+        let empty = channel.members.is_empty() && channel.remote.is_empty();
+        let members = channel.members.len() + channel.remote.len();
         let seq = out
             .log(
                 now,
@@ -767,16 +911,9 @@ impl ChatCore {
             )
             .unwrap_or(0);
         if empty {
-            let channel = self.channels.remove(ch as usize);
-            let key = lower(&name);
-            self.channel_index.remove(&key);
-            self.presence.forget(ch);
-            if let Some(topic) = channel.topic {
-                self.topics.keep(key, topic);
-            }
+            self.drop_channel(ch);
             return;
         }
-        let members = channel.members.len();
         if self.presence.note(ch, members, false, now.mono_ms) {
             return; // told in the next summary
         }
@@ -804,8 +941,12 @@ impl ChatCore {
             return;
         };
         if let Some(nick) = nick {
-            self.leave_channel(now, id, &nick, out);
-            self.nicks.remove(&nick.lower());
+            if self.cluster.is_some() {
+                self.depart(id, nick, reason.as_str());
+            } else {
+                self.leave_channel(now, id, &nick, out);
+                self.nicks.remove(&nick.lower());
+            }
         }
         let Some(sess) = self
             .sessions
@@ -816,6 +957,9 @@ impl ChatCore {
         };
         self.session_count -= 1;
         self.moderation.forget(id);
+        if self.cluster.is_some() {
+            self.forget_held(id);
+        }
         log_close(now, id, &sess, reason, out);
     }
 

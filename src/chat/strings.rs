@@ -303,3 +303,30 @@ pub const HISTORY_FOOTER: &str = "End of history.";
 pub fn history_empty(channel: &str) -> String {
     format!("There are no messages in {channel} yet.")
 }
+
+// ------------------------------------------------------------------ cluster
+
+/// A state change refused while the cluster link is down (SPEC §15).
+pub const CLUSTER_DOWN: &str =
+    "Chat is unavailable right now: the cluster link is down. Please try again shortly.";
+
+/// Every local user, when Redis lost its data (epoch change).
+pub const CLUSTER_EPOCH_CHANGE: &str =
+    "The chat server's shared history was reset; messages sent in the last moments may be missing.";
+
+/// Every local user, when stream entries were trimmed before this node read them.
+pub fn cluster_gap(from: u64, to: u64) -> String {
+    format!("Messages {from} to {to} could not be delivered to this server in time and are missing here.")
+}
+
+/// A local user whose nickname another node took while this one was cut off.
+pub fn cluster_nick_lost(nick: &str) -> String {
+    format!(
+        "Your nickname {nick} was taken by another user while this server was cut off from the \
+         chat. Please choose a new nickname."
+    )
+}
+
+/// `/nick` changing only the case, in a cluster.
+pub const CLUSTER_CASE_ONLY: &str =
+    "Changing only the case of your nickname is not possible on this server; choose another nickname.";

@@ -513,6 +513,7 @@ fn stale_ids_are_ignored() {
     assert_eq!(t.core.nick_of(id(0)), Some("alice"));
 }
 
+mod cluster;
 mod commands;
 mod history;
 mod moderation;

@@ -10,6 +10,7 @@
 //! | `msg` / `act` | `ch`, `nick`, `text` | append |
 //! | `pm` | `from`, `to`, `text` | append |
 //! | `ann` | `text` | append (REST broadcast) |
+//! | `annc` | `ch`, `text` | append (REST broadcast to one channel) |
 //! | `join` | `ch`, `nick` | append |
 //! | `part` | `ch`, `nick`, `reason` | append |
 //! | `quit` | `nick`, `reason` | append |
@@ -17,6 +18,7 @@
 //! | `mod` | `actor`, `action`, `target`, `until` (ms, or ""), `reason` | append |
 //! | `nick` | `nick` (as typed), `conn`, `old` (casefolded, or "") | nick_claim |
 //! | `unnick` | `nick` (casefolded), `conn`, `reason` | nick_release |
+//! | `away` | `nick`, `msg` (the away message; "" when back) | append |
 //! | `node_up` | — | register |
 //! | `node_down` | `node`, `inc` (the dead incarnation) | reap |
 
@@ -59,6 +61,11 @@ pub enum Body {
     Announcement {
         text: Box<str>,
     },
+    /// A REST announcement to one channel's members.
+    ChannelAnnouncement {
+        channel: Box<str>,
+        text: Box<str>,
+    },
     Join {
         channel: Box<str>,
         nick: Box<str>,
@@ -96,6 +103,11 @@ pub enum Body {
         nick: Box<str>,
         conn: Box<str>,
         reason: Box<str>,
+    },
+    /// `/away` (with its message) or `/back` (None).
+    Away {
+        nick: Box<str>,
+        message: Option<Box<str>>,
     },
     NodeUp,
     NodeDown {
@@ -138,6 +150,7 @@ impl Body {
             Body::Action { .. } => "act",
             Body::Private { .. } => "pm",
             Body::Announcement { .. } => "ann",
+            Body::ChannelAnnouncement { .. } => "annc",
             Body::Join { .. } => "join",
             Body::Part { .. } => "part",
             Body::Quit { .. } => "quit",
@@ -145,6 +158,7 @@ impl Body {
             Body::Moderation { .. } => "mod",
             Body::Nick { .. } => "nick",
             Body::Unnick { .. } => "unnick",
+            Body::Away { .. } => "away",
             Body::NodeUp => "node_up",
             Body::NodeDown { .. } => "node_down",
         }
@@ -169,6 +183,9 @@ impl Body {
                 out.extend([("from", s(from)), ("to", s(to)), ("text", s(text))])
             }
             Body::Announcement { text } => out.push(("text", s(text))),
+            Body::ChannelAnnouncement { channel, text } => {
+                out.extend([("ch", s(channel)), ("text", s(text))])
+            }
             Body::Join { channel, nick } => out.extend([("ch", s(channel)), ("nick", s(nick))]),
             Body::Part {
                 channel,
@@ -202,6 +219,10 @@ impl Body {
             Body::Unnick { nick, conn, reason } => {
                 out.extend([("nick", s(nick)), ("conn", s(conn)), ("reason", s(reason))])
             }
+            Body::Away { nick, message } => out.extend([
+                ("nick", s(nick)),
+                ("msg", message.as_deref().map(s).unwrap_or_default()),
+            ]),
             Body::NodeUp => {}
             Body::NodeDown { node, incarnation } => {
                 out.extend([("node", s(node)), ("inc", s(incarnation))])
@@ -229,6 +250,10 @@ impl Body {
                 text: f.get("text")?,
             },
             "ann" => Body::Announcement {
+                text: f.get("text")?,
+            },
+            "annc" => Body::ChannelAnnouncement {
+                channel: f.get("ch")?,
                 text: f.get("text")?,
             },
             "join" => Body::Join {
@@ -268,6 +293,10 @@ impl Body {
                 nick: f.get("nick")?,
                 conn: f.get("conn")?,
                 reason: f.get("reason")?,
+            },
+            "away" => Body::Away {
+                nick: f.get("nick")?,
+                message: Some(f.get("msg")?).filter(|m| !m.is_empty()),
             },
             "node_up" => Body::NodeUp,
             "node_down" => Body::NodeDown {
@@ -385,6 +414,18 @@ mod tests {
             },
             Body::Announcement {
                 text: b("down at 5"),
+            },
+            Body::ChannelAnnouncement {
+                channel: b("#x"),
+                text: b("down at 5"),
+            },
+            Body::Away {
+                nick: b("bob"),
+                message: Some(b("lunch")),
+            },
+            Body::Away {
+                nick: b("bob"),
+                message: None,
             },
             Body::Join {
                 channel: b("#x"),

@@ -85,6 +85,7 @@ fn known_keys_match_the_struct() {
         "operators",
         "state_file",
         "trusted_proxies",
+        "cluster",
     ];
     assert_eq!(KNOWN_KEYS, &documented[..]);
     // Every known key is a field that set_field accepts.
@@ -164,6 +165,7 @@ fn every_key_parses() {
         }],
         state_file: Some("x.state.json".into()),
         trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+        cluster: None,
     };
     assert_eq!(config, expected);
 }
@@ -204,7 +206,7 @@ fn unknown_key_rejected_naming_it() {
     );
     assert!(e.contains("shutdown_grace_s, motd, history_size,"), "{e}");
     assert!(e.contains("history_scan_bytes, operators"), "{e}");
-    assert!(e.contains("trusted_proxies)"), "{e}");
+    assert!(e.contains("trusted_proxies, cluster)"), "{e}");
     assert!(!e.contains('\n'));
     // Case matters: the Go-era keys are exact.
     let e = parse_err(r#"{"Telnet_Port": 4000}"#);
@@ -605,4 +607,42 @@ fn a_bad_environment_token_is_an_error_naming_the_variable_and_the_rule() {
         operator_admin_token(&config, Some("éééééééééééééééé".into())),
         Ok(Some("éééééééééééééééé".to_owned()))
     );
+}
+
+#[test]
+fn cluster_section_is_parsed_and_validated_naming_the_key() {
+    let c = Config::from_json_str(
+        r#"{"cluster": {"redis": "127.0.0.1:6379", "node_id": "n1", "lease_ms": 1500}}"#,
+    )
+    .expect("valid");
+    let cluster = c.cluster.expect("cluster section");
+    assert_eq!(cluster.node_id, "n1");
+    assert_eq!(cluster.lease_ms, 1500);
+    assert!(Config::from_json_str("{}")
+        .expect("valid")
+        .cluster
+        .is_none());
+    for (json, key) in [
+        (
+            r#"{"cluster": {"redis": "localhost:1", "node_id": "n"}}"#,
+            "cluster.redis",
+        ),
+        (
+            r#"{"cluster": {"redis": "127.0.0.1:1", "node_id": "a b"}}"#,
+            "cluster.node_id",
+        ),
+        (
+            r#"{"cluster": {"redis": "127.0.0.1:1", "node_id": "n", "lease_ms": 5}}"#,
+            "cluster.lease_ms",
+        ),
+        (r#"{"cluster": {"redis": "127.0.0.1:1"}}"#, "cluster"),
+        (
+            r#"{"cluster": {"redis": "127.0.0.1:1", "node_id": "n", "x": 1}}"#,
+            "cluster",
+        ),
+    ] {
+        let e = parse_err(json);
+        assert!(e.contains(key), "{json}: {e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
 }

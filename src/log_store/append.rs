@@ -36,6 +36,9 @@ pub struct LogStore {
     failed_in_row: u64,
     records: u64,
     last_warn_ms: Option<i64>,
+    /// In a cluster, while an entry from the shared stream is applied: its dense position
+    /// and origin node, written into every record as `"cseq"` and `"node"`.
+    origin: Option<(u64, Box<str>)>,
     pub(super) suppressed_warnings: u64,
 }
 
@@ -92,6 +95,7 @@ impl LogStore {
             failed_in_row: 0,
             records: 0,
             last_warn_ms: None,
+            origin: None,
             suppressed_warnings: 0,
         })
     }
@@ -156,6 +160,14 @@ impl LogStore {
         }
     }
 
+    /// Records appended until the next call carry `"cseq"` and `"node"` (cluster mode,
+    /// while an entry of the shared stream is applied); `None` stops that. Records of this
+    /// node's own connections (connect, close, command, error, oper) never do: they are not
+    /// in every node's log.
+    pub fn set_origin(&mut self, origin: Option<(u64, &str)>) {
+        self.origin = origin.map(|(cseq, node)| (cseq, node.into()));
+    }
+
     /// Builds the line for `record` in `self.buf` (after the reserved leading `\n`).
     fn build_line(&mut self, now_unix_ms: i64, seq: u64, record: &Record<'_>) -> io::Result<()> {
         self.buf.clear();
@@ -166,6 +178,12 @@ impl LogStore {
         self.buf.extend_from_slice(b"\",\"seq\":");
         write!(self.buf, "{seq}")?;
         self.buf.push(b',');
+        if let Some((cseq, node)) = &self.origin {
+            if record.is_shared() {
+                // A node id is letters, digits, '_' and '-' (validated): no escaping needed.
+                write!(self.buf, "\"cseq\":{cseq},\"node\":\"{node}\",")?;
+            }
+        }
         let fields_start = self.buf.len();
         let mut ser = serde_json::Serializer::with_formatter(
             SkipOpeningBrace {

@@ -18,6 +18,12 @@ pub struct LogLine {
     pub ts: String,
     /// Sequence number of the record.
     pub seq: u64,
+    /// Cluster mode: the record's position in the shared stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cseq: Option<u64>,
+    /// Cluster mode: the node the record's entry came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The record itself.
     #[serde(flatten)]
     pub record: Record<'static>,

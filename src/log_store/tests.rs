@@ -569,3 +569,35 @@ fn reader_jumps_to_candidate_lines() {
         assert_eq!(reader.offset(), content.len() as u64);
     }
 }
+
+#[test]
+fn records_applied_from_the_cluster_carry_cseq_and_node_and_read_back() {
+    let dir = TempDir::new("origin");
+    let path = dir.file("chat.log");
+    let mut store = LogStore::open(&path).unwrap();
+    store.set_origin(Some((42, "n-2")));
+    store.append(T0, &chat("shared")).unwrap();
+    let error = Record::Error {
+        conn: Some(3),
+        nick: None,
+        error: Cow::Borrowed("local only"),
+    };
+    store.append(T0, &error).unwrap();
+    store.set_origin(None);
+    store.append(T0, &chat("local")).unwrap();
+    store.sync().unwrap();
+    let text = read(&path);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "{\"ts\":\"2026-11-27T00:24:40.123Z\",\"seq\":1,\"cseq\":42,\"node\":\"n-2\",\
+         \"kind\":\"chat\",\"nick\":\"alice\",\"channel\":\"#general\",\"text\":\"shared\"}"
+    );
+    assert!(!lines[1].contains("cseq"), "{}", lines[1]);
+    assert!(!lines[2].contains("cseq"), "{}", lines[2]);
+    let (read_back, _) = read_all(&path, 1 << 20);
+    assert_eq!(read_back[0].1.cseq, Some(42));
+    assert_eq!(read_back[0].1.node.as_deref(), Some("n-2"));
+    assert_eq!(read_back[2].1.cseq, None);
+    assert_eq!(read_back[0].1.record, chat("shared"));
+}

@@ -154,7 +154,46 @@ pub fn render(s: &Snapshot) -> String {
         "Always 1; the server version as a label.",
     );
     sample(&mut out, "chat_build_info", Some(("version", s.version)), 1);
+    if let Some(c) = &s.cluster {
+        cluster(&mut out, c);
+    }
     out
+}
+
+/// The cluster link's gauges (cluster mode only).
+fn cluster(out: &mut String, c: &super::ClusterSnapshot) {
+    single(
+        out,
+        "chat_cluster_link_up",
+        "gauge",
+        "1 while the link to Redis is up and this node holds its lease, else 0.",
+        u64::from(c.link_up),
+    );
+    single(
+        out,
+        "chat_cluster_applied_seq",
+        "gauge",
+        "Seq of the last stream entry applied by this node.",
+        c.applied_seq,
+    );
+    single(
+        out,
+        "chat_cluster_lag_entries",
+        "gauge",
+        "Stream entries known to exist and not yet applied by this node.",
+        c.lag,
+    );
+    family(
+        out,
+        "chat_cluster_append_rtt_seconds",
+        "gauge",
+        "Round trip of the last proposal to its acknowledgement by Redis, in seconds.",
+    );
+    let _ = writeln!(
+        out,
+        "chat_cluster_append_rtt_seconds {}",
+        c.append_rtt_ms / 1000.0
+    );
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -218,6 +257,7 @@ mod tests {
             log_write_errors: 2,
             log_failing: true,
             queries: 9,
+            cluster: None,
         }
     }
 

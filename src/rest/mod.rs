@@ -120,6 +120,25 @@ pub struct Snapshot {
     pub log_failing: bool,
     /// Log queries started.
     pub queries: u64,
+    /// Cluster mode: the link to Redis; `None` in one process.
+    pub cluster: Option<ClusterSnapshot>,
+}
+
+/// The cluster link as `/status`, `/metrics` and `/healthz` show it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterSnapshot {
+    /// This node's id.
+    pub node_id: String,
+    /// Both Redis connections ready and the lease held.
+    pub link_up: bool,
+    /// The seq of the last stream entry applied here.
+    pub applied_seq: u64,
+    /// Entries known to be in the stream and not applied here yet.
+    pub lag: u64,
+    /// Whether this node holds its lease.
+    pub lease_held: bool,
+    /// The last proposal's round trip to its acknowledgement, in ms.
+    pub append_rtt_ms: f64,
 }
 
 /// REST settings.

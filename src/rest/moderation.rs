@@ -131,6 +131,7 @@ fn mod_error(e: ModError) -> Failure {
         ModError::NotBanned(_) => (404, ApiError::err("not-banned", text)),
         ModError::NotMuted(_) => (404, ApiError::err("not-muted", text)),
         ModError::SelfTarget(_) => (400, ApiError::err("invalid-target", text)),
+        ModError::ClusterDown => (503, ApiError::err("cluster-down", text)),
     }
 }
 

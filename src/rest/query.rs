@@ -356,6 +356,10 @@ fn record_json(line: &LogLine) -> Value {
     if let Value::Object(map) = &mut value {
         map.insert("ts".into(), Value::from(line.ts.clone()));
         map.insert("seq".into(), Value::from(line.seq));
+        if let (Some(cseq), Some(node)) = (line.cseq, &line.node) {
+            map.insert("cseq".into(), Value::from(cseq));
+            map.insert("node".into(), Value::from(node.clone()));
+        }
     }
     value
 }
@@ -378,6 +382,8 @@ struct JobState {
     records: Vec<Value>,
     batch: Vec<(u64, LogLine)>,
     finished: bool,
+    /// Cluster mode: the last stream entry applied when the query started.
+    applied_seq: Option<u64>,
 }
 
 impl QueryJob {
@@ -417,7 +423,14 @@ impl QueryJob {
             records: Vec::new(),
             batch: Vec::new(),
             finished: false,
+            applied_seq: None,
         })))
+    }
+
+    /// Cluster mode: the answer reports `applied_seq`, the last stream entry this node had
+    /// applied when the query started.
+    pub fn set_applied_seq(&mut self, applied: u64) {
+        self.0.applied_seq = Some(applied);
     }
 
     /// Scans the next slice of at most `max_bytes` (but at least [`MIN_SLICE_BYTES`]) of the
@@ -512,15 +525,15 @@ impl JobState {
         self.batch = Vec::new();
         let occurrences = std::mem::take(&mut self.occurrences);
         let records = std::mem::take(&mut self.records);
-        self.ctx.respond(
-            200,
-            &[],
-            vec![
-                ("occurrences", json!(occurrences)),
-                ("records", Value::Array(records)),
-                ("next_cursor", next_cursor.map_or(Value::Null, Value::from)),
-            ],
-        )
+        let mut fields = vec![
+            ("occurrences", json!(occurrences)),
+            ("records", Value::Array(records)),
+            ("next_cursor", next_cursor.map_or(Value::Null, Value::from)),
+        ];
+        if let Some(applied) = self.applied_seq {
+            fields.push(("applied_seq", Value::from(applied)));
+        }
+        self.ctx.respond(200, &[], fields)
     }
 }
 

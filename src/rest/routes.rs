@@ -126,7 +126,12 @@ pub fn route(
             };
         }
         Endpoint::Status => status(req, view),
-        Endpoint::Healthz => api_headers(Response::text(200, "ok")),
+        Endpoint::Healthz => match view.snapshot().cluster {
+            Some(c) if !c.link_up => {
+                api_headers(Response::text(503, "cluster link down").header("Retry-After", "2"))
+            }
+            _ => api_headers(Response::text(200, "ok")),
+        },
         Endpoint::Metrics => api_headers(
             Response::new(200)
                 .header("Content-Type", metrics_text::CONTENT_TYPE)
@@ -163,6 +168,20 @@ fn status(req: &Request, view: &dyn ServerView) -> Response {
         "version": s.version,
         "log_write_errors": s.log_write_errors,
     });
+    let mut data = data;
+    if let (Some(c), Some(map)) = (&s.cluster, data.as_object_mut()) {
+        map.insert(
+            "cluster".into(),
+            json!({
+                "node_id": c.node_id,
+                "link": if c.link_up { "up" } else { "down" },
+                "applied_seq": c.applied_seq,
+                "lag": c.lag,
+                "lease": if c.lease_held { "held" } else { "lost" },
+                "append_rtt_ms": c.append_rtt_ms,
+            }),
+        );
+    }
     ctx.respond(200, &[], vec![("Data", data)])
 }
 
@@ -247,6 +266,16 @@ fn announce(req: &Request, view: &mut dyn ServerView, cfg: &RestConfig) -> Respo
             ApiError::err("unknown-channel", "There is no such channel"),
         ),
         Err(AnnounceError::InvalidChannel) => ctx.error(400, invalid_channel()),
+        Err(AnnounceError::ClusterDown) => ctx
+            .error(
+                503,
+                ApiError::new(
+                    Severity::Crit,
+                    "cluster-down",
+                    "The cluster link is down, so the announcement was not sent; try again shortly",
+                ),
+            )
+            .header("Retry-After", "2"),
         Err(AnnounceError::LogFailed) => ctx
             .error(
                 503,

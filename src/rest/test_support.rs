@@ -120,6 +120,7 @@ impl ServerView for FakeView {
             log_write_errors: u64::from(self.log_failing),
             log_failing: self.log_failing,
             queries: 3,
+            cluster: None,
         }
     }
 }

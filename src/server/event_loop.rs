@@ -54,6 +54,9 @@ impl Server {
                             self.mark_dirty(key);
                         }
                     }
+                    Some(Entry::Redis(_)) if gen == super::cluster_io::REDIS_GEN => {
+                        self.redis_ready(key)
+                    }
                     _ => {} // stale token: the connection is gone
                 }
             }
@@ -62,6 +65,7 @@ impl Server {
             self.fire_timers();
             self.step_queries();
             self.reap();
+            self.cluster_pass();
             self.flush();
             self.moderation_pass();
             self.check_backlog();
@@ -85,6 +89,7 @@ impl Server {
             self.core.next_deadline(),
             self.shutdown_at,
             self.state_retry_at(),
+            (self.cluster.as_ref().map(|c| c.next_deadline())).filter(|&t| t != u64::MAX),
         ]
         .into_iter()
         .flatten()

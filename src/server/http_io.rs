@@ -164,6 +164,7 @@ impl Server {
             io: &mut self.io,
             overloaded: self.overload.paused(),
             input_pauses: self.overload.pauses,
+            cluster: self.cluster.as_ref().map(|c| c.status()),
         };
         let outcome = rest::route(
             &req,
@@ -173,8 +174,11 @@ impl Server {
         );
         match outcome {
             Outcome::Respond(resp) => self.respond(id, resp, head, keep),
-            Outcome::Query(job) => {
+            Outcome::Query(mut job) => {
                 self.io.metrics.queries += 1;
+                if self.core.is_clustered() {
+                    job.set_applied_seq(self.core.applied_seq());
+                }
                 let Some((http, _)) = self.io.http_mut(id) else {
                     return;
                 };
@@ -264,6 +268,7 @@ pub(super) struct View<'a> {
     pub(super) io: &'a mut Io,
     overloaded: bool,
     input_pauses: u64,
+    cluster: Option<rest::ClusterSnapshot>,
 }
 
 impl ServerView for View<'_> {
@@ -322,6 +327,7 @@ impl ServerView for View<'_> {
             log_write_errors: health.write_errors,
             log_failing: health.failing,
             queries: m.queries,
+            cluster: self.cluster.clone(),
         }
     }
 }

@@ -55,6 +55,8 @@ pub enum Entry {
     Listener(Listener),
     /// A client connection.
     Conn(Box<Conn>),
+    /// One of the cluster's two Redis connections.
+    Redis(Box<super::cluster_io::RedisConn>),
 }
 
 /// Output limits per connection.

@@ -6,6 +6,7 @@ mod accept;
 mod buffer;
 mod chat_input;
 mod clock;
+mod cluster_io;
 mod conn;
 mod event_loop;
 mod fanout;

@@ -115,6 +115,43 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Cluster mode: where this node's log says it was in the shared stream — the epoch of its
+/// last `cluster_epoch` record in the last `scan_bytes`, and the highest `cseq` logged after
+/// it. `None` without such a record.
+pub fn cluster_resume(path: &Path, scan_bytes: u64) -> Option<(String, u64)> {
+    #[derive(Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        kind: Cow<'a, str>,
+        #[serde(default)]
+        cseq: Option<u64>,
+        #[serde(borrow, default)]
+        epoch: Option<Cow<'a, str>>,
+    }
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let start = len.saturating_sub(scan_bytes.max(1 << 20));
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut tail = Vec::new();
+    file.take(len - start).read_to_end(&mut tail).ok()?;
+    let mut found: Option<(String, u64)> = None;
+    for line in tail.split(|&b| b == b'\n') {
+        let interesting = contains(line, b"\"cseq\":") || contains(line, b"cluster_epoch");
+        if !interesting {
+            continue;
+        }
+        let Ok(l) = serde_json::from_slice::<Line<'_>>(line) else {
+            continue;
+        };
+        match (&*l.kind, l.epoch, l.cseq, found.as_mut()) {
+            ("cluster_epoch", Some(epoch), _, _) => found = Some((epoch.into_owned(), 0)),
+            (_, _, Some(cseq), Some(f)) => f.1 = f.1.max(cseq),
+            _ => {}
+        }
+    }
+    found
+}
+
 /// [`restore`] at start-up, reporting what it did (or why it could not) in the server log.
 pub(super) fn rebuild(core: &mut ChatCore, path: &Path, scan_bytes: u64) {
     let started = std::time::Instant::now();
@@ -307,5 +344,35 @@ mod tests {
             ]
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_cluster_node_resumes_after_the_last_cseq_of_its_last_epoch() {
+        let dir = std::env::temp_dir().join(format!("chat-resume-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("chat.log");
+        assert_eq!(cluster_resume(&path, 1 << 20), None, "no log");
+        let shared = |seq: u64, cseq: u64| {
+            format!(
+                "{{\"ts\":\"2026-11-27T15:04:05.123Z\",\"seq\":{seq},\"cseq\":{cseq},\"node\":\"n1\",\"kind\":\"chat\",\"nick\":\"a\",\"channel\":\"#g\",\"text\":\"x\"}}\n"
+            )
+        };
+        let epoch = |seq: u64, e: &str| {
+            format!(
+                "{{\"ts\":\"2026-11-27T15:04:05.123Z\",\"seq\":{seq},\"kind\":\"cluster_epoch\",\"epoch\":\"{e}\"}}\n"
+            )
+        };
+        let log = shared(1, 3)
+            + &epoch(2, "old")
+            + &shared(3, 9)
+            + &epoch(4, "new")
+            + &shared(5, 2)
+            + &shared(6, 4)
+            + &line(7, "chat", "local");
+        std::fs::write(&path, &log).unwrap();
+        assert_eq!(cluster_resume(&path, 1 << 20), Some(("new".to_string(), 4)));
+        std::fs::write(&path, line(1, "chat", "one")).unwrap();
+        assert_eq!(cluster_resume(&path, 1 << 20), None, "never in a cluster");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -80,10 +80,12 @@ impl Server {
     /// During shutdown: every connection has had all its output written (what is left only
     /// waits for the peer to close, which exiting does as well).
     fn all_said(&self) -> bool {
-        self.io.slab.iter().all(|(_, e)| match e {
-            Entry::Conn(c) => matches!(c.state, ConnState::Lingering(_) | ConnState::Dead(_)),
-            Entry::Listener(_) => true,
-        })
+        let released = self.cluster.as_ref().is_none_or(|c| c.settled());
+        released
+            && self.io.slab.iter().all(|(_, e)| match e {
+                Entry::Conn(c) => matches!(c.state, ConnState::Lingering(_) | ConnState::Dead(_)),
+                Entry::Listener(_) | Entry::Redis(_) => true,
+            })
     }
 
     pub(super) fn finish_shutdown(mut self) -> io::Result<()> {

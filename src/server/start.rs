@@ -55,6 +55,8 @@ pub struct Server {
     /// Spare lists swapped with the dirty and pending-read lists each pass.
     pub(super) spare_dirty: Vec<usize>,
     pub(super) spare_pending: Vec<usize>,
+    /// Cluster mode: the broker and its two Redis connections; `None` in one process.
+    pub(super) cluster: Option<Box<super::cluster_io::ClusterLink>>,
 }
 
 impl Server {
@@ -96,6 +98,15 @@ impl Server {
         super::restore::rebuild(&mut core, &settings.log_path, config.history_scan_bytes);
         core.set_presence(settings.presence);
         core.set_operators(crate::config_moderation::operators(config));
+        let cluster = match &config.cluster {
+            Some(c) => {
+                core.enable_cluster(&c.node_id);
+                let resume =
+                    super::restore::cluster_resume(&settings.log_path, config.history_scan_bytes);
+                Some(Box::new(super::cluster_io::ClusterLink::new(c, resume)?))
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             core,
@@ -114,6 +125,7 @@ impl Server {
             overload: Overload::default(),
             spare_dirty: Vec::new(),
             spare_pending: Vec::new(),
+            cluster,
         })
     }
 

@@ -6,6 +6,8 @@ use crate::chat::event::{Event, EventKind, Said};
 use crate::chat::history::{Entry, EntryKind};
 use crate::chat::strings as s;
 use crate::chat::{ClientId, Now, Outbox};
+use crate::cluster::broker::Proposal;
+use crate::cluster::entry::Body;
 use crate::record::Record;
 use std::borrow::Cow;
 
@@ -32,17 +34,18 @@ impl ChatCore {
             self.refuse(now, id, s::NOT_IN_CHANNEL, out);
             return;
         };
-        self.say(now, id, ch, nick, text, Speech::Action, out);
+        self.say(now, Some(id), ch, nick, text, Speech::Action, out);
     }
 
     /// Chat text or an action in channel `ch`: logged (when it cannot be, the user is told
     /// and nobody gets it), then shown to every member of the channel, the user included,
-    /// and kept in the channel's history.
+    /// and kept in the channel's history. In a cluster, `id`'s line is proposed instead, and
+    /// said (with `id` None) when its entry comes back.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn say(
         &mut self,
         now: Now,
-        id: ClientId,
+        id: Option<ClientId>,
         ch: ChannelKey,
         nick: &str,
         text: &str,
@@ -52,6 +55,23 @@ impl ChatCore {
         let Some(channel) = self.channels.get(ch as usize) else {
             return;
         };
+        if let (Some(id), true) = (id, self.clustered()) {
+            let (channel, nick, text) = (channel.name.clone(), nick.into(), text.into());
+            let body = match speech {
+                Speech::Chat => Body::Line {
+                    channel,
+                    nick,
+                    text,
+                },
+                Speech::Action => Body::Action {
+                    channel,
+                    nick,
+                    text,
+                },
+            };
+            self.propose(now, id, Proposal::Append(body), out);
+            return;
+        }
         let (nick_c, channel_c, text_c) = (
             Cow::Borrowed(nick),
             Cow::Borrowed(&*channel.name),
@@ -70,7 +90,9 @@ impl ChatCore {
             },
         };
         let Ok(seq) = out.log(now, &record) else {
-            out.send(id, s::NOT_LOGGED);
+            if let Some(id) = id {
+                out.send(id, s::NOT_LOGGED);
+            }
             return;
         };
         let kitchen = self.kitchen(now).to_owned();
@@ -91,8 +113,10 @@ impl ChatCore {
                 Speech::Action => EventKind::Action(said),
             };
             out.publish(&channel.members, &Event { line: &msg, kind });
-            let entry = Entry::new(entry_kind, seq, now.unix_ms, nick, text);
-            self.history.push(&channel.name, entry);
+            if self.cluster.is_none() || self.keeps_history() {
+                let entry = Entry::new(entry_kind, seq, now.unix_ms, nick, text);
+                self.history.push(&channel.name, entry);
+            }
         }
     }
 }

@@ -20,6 +20,14 @@ impl ChatCore {
         out: &mut impl Outbox,
     ) {
         let message = message.unwrap_or(DEFAULT_AWAY);
+        if self.clustered() {
+            let body = crate::cluster::entry::Body::Away {
+                nick: nick.into(),
+                message: Some(message.into()),
+            };
+            self.propose(now, id, crate::cluster::broker::Proposal::Append(body), out);
+            return;
+        }
         let Some(sess) = self.session_mut(id) else {
             return;
         };
@@ -36,6 +44,18 @@ impl ChatCore {
 
     /// `/back`: the user is no longer away.
     pub(super) fn back(&mut self, now: Now, id: ClientId, nick: &str, out: &mut impl Outbox) {
+        if self.clustered() {
+            if self.session(id).is_some_and(|s| s.away.is_none()) {
+                self.refuse(now, id, s::NOT_AWAY, out);
+                return;
+            }
+            let body = crate::cluster::entry::Body::Away {
+                nick: nick.into(),
+                message: None,
+            };
+            self.propose(now, id, crate::cluster::broker::Proposal::Append(body), out);
+            return;
+        }
         let was_away = self.session_mut(id).and_then(|s| s.away.take()).is_some();
         if !was_away {
             self.refuse(now, id, s::NOT_AWAY, out);
@@ -61,6 +81,23 @@ impl ChatCore {
         target: &str,
         out: &mut impl Outbox,
     ) {
+        if self.find_user(target).is_none() {
+            if let Some(o) = self.remote_user(target) {
+                let channel = o.channel.and_then(|c| self.channels.get(c as usize));
+                let text = s::whois(&s::Whois {
+                    nick: &o.nick,
+                    channel: channel.map(|c| &*c.name),
+                    transport: o.transport,
+                    connected: &s::duration(now.mono_ms.saturating_sub(o.since_ms)),
+                    idle: &s::duration(now.mono_ms.saturating_sub(o.active_ms)),
+                    away: o.away.as_deref(),
+                    address: None,
+                });
+                log_command(now, nick, &format!("/whois @{target}"), out);
+                out.send(id, &text);
+                return;
+            }
+        }
         let Some(them) = self.find_user(target).and_then(|t| self.session(t)) else {
             self.refuse(now, id, &s::not_connected(target), out);
             return;

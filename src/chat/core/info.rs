@@ -37,7 +37,7 @@ impl ChatCore {
                 text.push('\n');
                 text.push_str(&s::channel_entry(
                     &c.name,
-                    c.members.len(),
+                    c.members.len() + c.remote.len(),
                     c.topic.as_deref(),
                 ));
             }

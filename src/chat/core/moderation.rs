@@ -64,6 +64,8 @@ pub enum ModError {
     NotMuted(String),
     /// An operator acting on itself (`kick`, `ban`, `mute`).
     SelfTarget(&'static str),
+    /// Cluster mode: the link to Redis is down, so the act cannot reach the other nodes.
+    ClusterDown,
 }
 
 /// A ban as listed by `/bans` and the REST API.
@@ -216,6 +218,9 @@ fn outlasts(a: Option<i64>, b: Option<i64>) -> bool {
 }
 
 fn actor_name(core: &ChatCore, actor: Actor) -> String {
+    if let Some(name) = core.replicated_actor() {
+        return name.to_string();
+    }
     match actor {
         Actor::Api => "api".to_string(),
         Actor::Oper(id) => format!("@{}", core.nick_of(id).unwrap_or("?")),
@@ -586,14 +591,36 @@ impl ChatCore {
         out: &mut impl Outbox,
     ) -> Result<String, ModError> {
         self.moderation.last_now = Some(now);
-        let victim = self
-            .find_user(nick)
-            .ok_or_else(|| ModError::UnknownNick(nick.to_string()))?;
+        self.mod_link_check()?;
+        let Some(victim) = self.find_user(nick) else {
+            // A user on another node: its node kicks it when the act comes back.
+            let shown = self
+                .remote_user(nick)
+                .filter(|_| self.clustered())
+                .map(|o| o.nick.to_string())
+                .ok_or_else(|| ModError::UnknownNick(nick.to_string()))?;
+            let by = actor_name(self, actor);
+            let target = format!("@{shown}");
+            audit(
+                now,
+                Act {
+                    actor: &by,
+                    action: "kick",
+                    target: &target,
+                    until_ms: None,
+                    reason,
+                },
+                out,
+            );
+            self.replicate_mod(&by, "kick", &target, None, reason);
+            return Ok(shown);
+        };
         if actor == Actor::Oper(victim) {
             return Err(ModError::SelfTarget("kick"));
         }
         let shown = self.nick_of(victim).unwrap_or(nick).to_string();
         let by = actor_name(self, actor);
+        self.replicate_mod(&by, "kick", &format!("@{shown}"), None, reason);
         audit(
             now,
             Act {
@@ -621,6 +648,7 @@ impl ChatCore {
         out: &mut impl Outbox,
     ) -> Result<BanInfo, ModError> {
         self.moderation.last_now = Some(now);
+        self.mod_link_check()?;
         let parsed =
             banlist::parse_target(target).ok_or_else(|| ModError::InvalidTarget(target.into()))?;
         let mut ban = Ban {
@@ -669,6 +697,7 @@ impl ChatCore {
             out,
         );
         let by = ban.by.clone();
+        self.replicate_mod(&by, "ban", &info.target, ban.until_ms, reason);
         self.moderation.bans.insert(ban);
         self.moderation.dirty = true;
         for victim in victims {
@@ -689,11 +718,13 @@ impl ChatCore {
         let parsed =
             banlist::parse_target(target).ok_or_else(|| ModError::InvalidTarget(target.into()))?;
         let shown = parsed.to_string();
+        self.mod_link_check()?;
         if !self.moderation.bans.remove(&parsed) {
             return Err(ModError::NotBanned(shown));
         }
         self.moderation.dirty = true;
         let by = actor_name(self, actor);
+        self.replicate_mod(&by, "unban", &shown, None, None);
         audit(
             now,
             Act {
@@ -728,17 +759,24 @@ impl ChatCore {
         out: &mut impl Outbox,
     ) -> Result<(String, Option<i64>), ModError> {
         self.moderation.last_now = Some(now);
-        let victim = self
-            .find_user(nick)
-            .ok_or_else(|| ModError::UnknownNick(nick.to_string()))?;
-        if actor == Actor::Oper(victim) {
+        self.mod_link_check()?;
+        let victim = self.find_user(nick);
+        if victim.is_some() && victim.map(Actor::Oper) == Some(actor) {
             return Err(ModError::SelfTarget("mute"));
         }
-        let Some(shown) = self.session(victim).and_then(|s| s.nick) else {
+        let local = victim.and_then(|v| self.session(v)).and_then(|s| s.nick);
+        // A user on another node is muted here too (every node checks its own users).
+        let remote = || {
+            self.remote_user(nick)
+                .filter(|_| self.cluster.is_some())
+                .map(|o| o.nick)
+        };
+        let Some(shown) = local.or_else(remote) else {
             return Err(ModError::UnknownNick(nick.to_string()));
         };
         let until_ms = until_of(now, duration_ms);
         let by = actor_name(self, actor);
+        self.replicate_mod(&by, "mute", &format!("@{shown}"), until_ms, None);
         audit(
             now,
             Act {
@@ -759,7 +797,9 @@ impl ChatCore {
             },
         );
         self.moderation.dirty = true;
-        out.send(victim, &t::you_are_muted(until_ms));
+        if let Some(victim) = victim {
+            out.send(victim, &t::you_are_muted(until_ms));
+        }
         Ok((shown.to_string(), until_ms))
     }
 
@@ -772,6 +812,7 @@ impl ChatCore {
         out: &mut impl Outbox,
     ) -> Result<String, ModError> {
         self.moderation.last_now = Some(now);
+        self.mod_link_check()?;
         let key = Nick::new(nick).map(|n| n.lower());
         let mute = key
             .and_then(|k| self.moderation.mutes.remove(&k))
@@ -779,6 +820,7 @@ impl ChatCore {
         self.moderation.dirty = true;
         let by = actor_name(self, actor);
         let shown = mute.nick.to_string();
+        self.replicate_mod(&by, "unmute", &format!("@{shown}"), None, None);
         audit(
             now,
             Act {
@@ -882,6 +924,26 @@ impl ChatCore {
                 })
             })
             .collect();
+        if let Some(c) = &self.cluster {
+            // Users of the other nodes: what this node knows of them.
+            for o in c.owners.values().filter(|o| o.local.is_none()) {
+                let mute = self.moderation.mute_of(&o.nick, now);
+                users.push(UserInfo {
+                    nick: o.nick.to_string(),
+                    channel: (o.channel)
+                        .and_then(|c| self.channels.get(c as usize))
+                        .map(|c| c.name.to_string()),
+                    transport: o.transport,
+                    address: String::new(),
+                    connected_at: crate::timefmt::rfc3339_ms(wall_of(now, o.since_ms)),
+                    idle_s: now.mono_ms.saturating_sub(o.active_ms) / 1000,
+                    away: o.away.as_deref().map(str::to_string),
+                    operator: false,
+                    muted: mute.is_some(),
+                    muted_until: mute.and_then(|m| m.until_ms).map(format_until),
+                });
+            }
+        }
         users.sort_by_key(|u| u.nick.to_ascii_lowercase());
         users
     }
@@ -897,11 +959,18 @@ impl ChatCore {
                     .members
                     .iter()
                     .filter_map(|m| self.nick_of(*m).map(str::to_string))
+                    .chain(c.remote.iter().map(|r| r.to_string()))
                     .collect(),
                 topic: c.topic.as_deref().map(str::to_string),
             })
             .collect();
         list.sort_by_key(|c| c.name.to_ascii_lowercase());
+        if self.cluster.is_some() {
+            // The same answer on every node: members sorted, not in join order.
+            for c in &mut list {
+                c.members.sort_by_key(|m| m.to_ascii_lowercase());
+            }
+        }
         list
     }
 }
@@ -954,6 +1023,7 @@ pub fn error_text(e: &ModError) -> String {
         ModError::NotBanned(x) => t::not_banned(x),
         ModError::NotMuted(n) => t::not_muted(n),
         ModError::SelfTarget(action) => t::cannot_self(action),
+        ModError::ClusterDown => super::s::CLUSTER_DOWN.to_string(),
     }
 }
 

@@ -34,10 +34,35 @@ impl ChatCore {
             self.refuse(now, id, s::RENAME_TAKEN, out);
             return;
         }
+        if key != old_key && self.nick_in_cluster(&key) {
+            self.refuse(now, id, s::RENAME_TAKEN, out);
+            return;
+        }
         if key != old_key && self.is_nick_banned(now, &new) {
             self.refuse(now, id, crate::chat::NICK_BANNED, out);
             return;
         }
+        if self.clustered() {
+            if key == old_key {
+                self.refuse(now, id, s::CLUSTER_CASE_ONLY, out);
+            } else {
+                self.propose_claim(now, id, new, Some(old), out);
+            }
+            return;
+        }
+        self.do_rename(now, id, old, new, out);
+    }
+
+    /// The rename itself: `id`, known as `old`, is now `new` (checked, or sequenced).
+    pub(super) fn do_rename(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        old: Nick,
+        new: Nick,
+        out: &mut impl Outbox,
+    ) {
+        let (key, old_key) = (new.lower(), old.lower());
         self.nicks.insert(key, id);
         if key != old_key {
             self.nicks.remove(&old_key);

@@ -91,6 +91,31 @@ impl ChatCore {
             self.refuse(now, id, &s::topic_too_long(MAX_TOPIC_BYTES), out);
             return;
         }
+        if self.clustered() {
+            let Some(channel) = self.channels.get(ch as usize) else {
+                return;
+            };
+            let body = crate::cluster::entry::Body::Topic {
+                channel: channel.name.clone(),
+                nick: nick.into(),
+                topic: topic.into(),
+            };
+            self.propose(now, id, crate::cluster::broker::Proposal::Append(body), out);
+            return;
+        }
+        self.topic_apply(now, Some(id), ch, nick, topic, out);
+    }
+
+    /// Sets the topic of channel `ch` (checked, or sequenced): logged, told, remembered.
+    pub(super) fn topic_apply(
+        &mut self,
+        now: Now,
+        id: Option<ClientId>,
+        ch: super::ChannelKey,
+        nick: &str,
+        topic: &str,
+        out: &mut impl Outbox,
+    ) {
         let Some(channel) = self.channels.get(ch as usize) else {
             return;
         };
@@ -101,7 +126,9 @@ impl ChatCore {
             topic: Cow::Borrowed(topic),
         };
         let Ok(seq) = out.log(now, &record) else {
-            out.send(id, s::NOT_LOGGED);
+            if let Some(id) = id {
+                out.send(id, s::NOT_LOGGED);
+            }
             return;
         };
         let kitchen = self.kitchen(now).to_owned();
@@ -120,8 +147,10 @@ impl ChatCore {
             };
             out.publish(&channel.members, &event);
         }
-        let entry = Entry::new(EntryKind::Topic, seq, now.unix_ms, nick, topic);
-        self.history.push(&name, entry);
+        if self.keeps_history() {
+            let entry = Entry::new(EntryKind::Topic, seq, now.unix_ms, nick, topic);
+            self.history.push(&name, entry);
+        }
     }
 
     /// A topic read back from the log at start-up.
