@@ -67,6 +67,13 @@ checkin: fmt
 bench:
 	bash scripts/bench.sh
 
+# Several chat-server processes sharing one chat through their own redis-server, against one
+# process at the same load: order, loss, p99 per node, Redis CPU and appends; writes
+# BENCHMARKS-cluster.md (about 1 minute after the build; node count and CPU sets: see
+# `bash scripts/bench-cluster.sh --help`).
+bench-cluster:
+	bash scripts/bench-cluster.sh
+
 # Every cargo-fuzz target for FUZZ_RUNS executions (default 1,000,000 each).
 fuzz:
 	sh scripts/fuzz.sh
@@ -76,4 +83,5 @@ clean:
 	$(CARGO) clean
 	rm -rf $(VENV) tests/browser/node_modules
 
-.PHONY: build serve test venv browser-deps fmt fmt-check lint check checkin bench fuzz clean
+.PHONY: build serve test venv browser-deps fmt fmt-check lint check checkin bench bench-cluster fuzz \
+	clean

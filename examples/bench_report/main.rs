@@ -2,7 +2,10 @@
 //! medians over the repetitions, one table per question.
 //!
 //! `bench_report --results results.jsonl --meta meta.txt --out BENCHMARKS.md`
+//!
+//! With `--cluster`: `BENCHMARKS-cluster.md` from `scripts/bench-cluster.sh`'s results.
 
+mod cluster;
 mod data;
 mod flags;
 mod overview;
@@ -124,6 +127,7 @@ fn main() {
             std::process::exit(2)
         })
     };
+    let cluster = args.contains("--cluster");
     let results = get(&mut args, "--results");
     let meta_path = get(&mut args, "--meta");
     let out = get(&mut args, "--out");
@@ -138,7 +142,12 @@ fn main() {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let report = report(&Data { recs, meta });
+    let d = Data { recs, meta };
+    let report = if cluster {
+        cluster::report(&d)
+    } else {
+        report(&d)
+    };
     if let Err(e) = std::fs::write(&out, report) {
         eprintln!("bench_report: writing {out}: {e}");
         std::process::exit(1);

@@ -45,6 +45,11 @@ pub struct Conn {
     /// Member index (nickname `u<id>`), churn nickname number, or 0.
     pub id: u64,
     pub channel: u32,
+    /// The server node this connection talks to (index into `--telnet` / `--ws`).
+    pub node: u8,
+    /// With `--order-check`: the ids ([`crate::order::msg_id`]) of the running step's
+    /// messages in the order they arrived (capacity reserved before the step).
+    pub order: Vec<u64>,
     pub inbuf: Vec<u8>,
     pub out: Vec<u8>,
     pub out_pos: usize,

@@ -27,7 +27,8 @@ pub struct Gen {
     pub next_connect_at: Instant,
     pub src_rr: u32,
     pub touched: Vec<usize>,
-    pub pid: Option<String>,
+    /// The server processes, one per node (or one for all).
+    pub pids: Vec<String>,
     pub next_rss_at: Instant,
     pub aborted: bool,
     /// The knee found by the last knee search (deliveries/s), for the overload phase.
@@ -71,6 +72,8 @@ impl Gen {
                 drained_bytes: 0,
                 stalled_eof: 0,
                 retried: 0,
+                order_check: o.order_check,
+                nodes: o.nodes(),
             },
             deadline,
             next_member: 0,
@@ -78,7 +81,7 @@ impl Gen {
             next_connect_at: now,
             src_rr: 0,
             touched: Vec::new(),
-            pid: o.server_pid.map(|p| p.to_string()),
+            pids: o.server_pids.iter().map(|p| p.to_string()).collect(),
             next_rss_at: now,
             aborted: false,
             knee_dps: None,
@@ -92,12 +95,19 @@ impl Gen {
         self.o.telnet_clients + self.o.ws_clients
     }
 
+    /// CPU seconds of the server processes together.
     pub fn cpu(&self) -> Option<f64> {
-        self.pid.as_deref().and_then(proc_cpu_s)
+        self.pids.iter().map(|p| proc_cpu_s(p)).sum()
     }
 
+    /// CPU seconds of each server process.
+    pub fn node_cpus(&self) -> Vec<Option<f64>> {
+        self.pids.iter().map(|p| proc_cpu_s(p)).collect()
+    }
+
+    /// RSS of the server processes together.
     pub fn rss(&self) -> Option<u64> {
-        self.pid.as_deref().and_then(proc_rss_kib)
+        self.pids.iter().map(|p| proc_rss_kib(p)).sum()
     }
 
     pub fn own_cpu() -> f64 {
@@ -137,6 +147,7 @@ impl Gen {
         role: Role,
         id: u64,
         ch: u32,
+        node: u8,
     ) -> Option<usize> {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -155,6 +166,8 @@ impl Gen {
             st: St::Connecting,
             id,
             channel: ch,
+            node,
+            order: Vec::new(),
             inbuf: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
@@ -195,9 +208,10 @@ impl Gen {
 
     pub fn connect_member_at(&mut self, i: usize) {
         let kind = kind_of(i, self.o.telnet_clients, self.o.ws_clients);
+        let node = self.o.node_of(i);
         let addr = match kind {
-            Kind::Telnet => self.o.telnet,
-            Kind::Ws => self.o.ws,
+            Kind::Telnet => Opts::addr_for(&self.o.telnet, node),
+            Kind::Ws => Opts::addr_for(&self.o.ws, node),
         };
         let Some(addr) = addr else { return };
         let small = self.is_stall_candidate(i);
@@ -207,7 +221,8 @@ impl Gen {
         }
         match self.open(addr, small) {
             Ok(sock) => {
-                if let Some(key) = self.add_conn(sock, kind, Role::Member, i as u64, ch) {
+                if let Some(key) = self.add_conn(sock, kind, Role::Member, i as u64, ch, node as u8)
+                {
                     self.sh.member_keys[i] = Some(key);
                     self.sh.inflight += 1;
                 } else {
@@ -292,6 +307,9 @@ impl Gen {
             let _ = write!(cur, "b{s}:{}:{seq}:{sched_ns}:", sched.step);
             push_line(c, &buf);
             step.sent += 1;
+            if let Some(n) = step.sent_by_channel.get_mut(s % channels) {
+                *n += 1;
+            }
             step.expected += u64::from(self.sh.live[s % channels]);
             if !c.touched {
                 c.touched = true;

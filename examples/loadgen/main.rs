@@ -31,11 +31,14 @@
 mod conn;
 mod gen;
 mod knee;
+mod nodes;
 mod opts;
+mod order;
 mod overload;
 mod phases;
 mod pump;
 mod recv;
+mod redis;
 mod setup;
 mod side;
 mod stats;

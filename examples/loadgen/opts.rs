@@ -6,8 +6,9 @@ pub const USAGE: &str = "\
 loadgen: fan-out load generator for chat-server and the baselines
 
 USAGE: loadgen [OPTIONS]
-  --telnet HOST:PORT        telnet chat port
-  --ws HOST:PORT            WebSocket chat port (GET /ws)
+  --telnet HOST:PORT,..     telnet chat port; several (a comma list, or the option
+                            repeated) spread the members over that many server nodes
+  --ws HOST:PORT,..         WebSocket chat port (GET /ws); several as --telnet
   --rest HOST:PORT          REST port (for rest:D phases)
   --token TOKEN             admin bearer token for the REST query
   --telnet-clients N        telnet clients (default 0)
@@ -17,7 +18,15 @@ USAGE: loadgen [OPTIONS]
   --connect-rate R          new connections per second (default 10000)
   --max-inflight N          connections being set up at once (default 200)
   --src-addrs N             client source addresses 127.0.0.2.. (default 8)
-  --server-pid PID          read CPU and RSS of this process from /proc
+  --server-pid PID,..       read CPU and RSS of this process from /proc; with several
+                            nodes, one per node in the order of --telnet (summed, and
+                            reported per node)
+  --order-check             record the id of every message each member receives and
+                            check after each step that the members of a channel received
+                            the messages in one order (cross-node order check)
+  --redis HOST:PORT         a cluster's Redis: its CPU (process_id from INFO, /proc) and
+                            the appends ({chat}:seq) and EVALSHA calls during each step
+  --redis-password PW       sent with AUTH to --redis
   --target NAME             label for the output (default \"server\")
   --sizes A,B,..            grow the client set in these steps (default: all at once);
                             at each size: barrier, idle RSS sample, then --phases
@@ -69,9 +78,13 @@ pub enum Phase {
 }
 
 pub struct Opts {
-    pub telnet: Option<SocketAddr>,
-    pub ws: Option<SocketAddr>,
+    /// Telnet and WebSocket ports, one per node (member `i` uses node `node_of(i)`).
+    pub telnet: Vec<SocketAddr>,
+    pub ws: Vec<SocketAddr>,
     pub rest: Option<SocketAddr>,
+    pub order_check: bool,
+    pub redis: Option<SocketAddr>,
+    pub redis_password: Option<String>,
     pub token: String,
     pub telnet_clients: usize,
     pub ws_clients: usize,
@@ -80,7 +93,7 @@ pub struct Opts {
     pub connect_rate: f64,
     pub max_inflight: usize,
     pub src_addrs: u8,
-    pub server_pid: Option<u32>,
+    pub server_pids: Vec<u32>,
     pub target: String,
     pub sizes: Vec<usize>,
     pub phases: Vec<Phase>,
@@ -121,6 +134,40 @@ pub fn parse_list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
         .collect()
 }
 
+/// Every value of an option given several times, each a comma list.
+fn repeated_list<T: std::str::FromStr>(
+    a: &mut pico_args::Arguments,
+    key: &'static str,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    for v in a
+        .values_from_str::<_, String>(key)
+        .map_err(|e| e.to_string())?
+    {
+        out.extend(parse_list(&v).map_err(|e| format!("{key}: {e}"))?);
+    }
+    Ok(out)
+}
+
+impl Opts {
+    /// Server nodes the members are spread over.
+    pub fn nodes(&self) -> usize {
+        self.telnet.len().max(self.ws.len()).max(1)
+    }
+
+    /// The node of member `i`: round-robin within its channel, the first member of channel
+    /// `c` on node `c` (so the senders of different channels start on different nodes).
+    pub fn node_of(&self, i: usize) -> usize {
+        let nodes = self.nodes();
+        (i / self.channels + i % self.channels) % nodes
+    }
+
+    /// The address of `list` for node `n` (a list of one serves every node).
+    pub fn addr_for(list: &[SocketAddr], n: usize) -> Option<SocketAddr> {
+        list.get(n).or_else(|| list.first()).copied()
+    }
+}
+
 pub fn parse_phases(s: &str) -> Result<Vec<Phase>, String> {
     let mut out = Vec::new();
     for p in s.split(',').filter(|p| !p.is_empty()) {
@@ -154,9 +201,12 @@ pub fn parse_opts() -> Result<Opts, String> {
     }
     let e = |e: pico_args::Error| e.to_string();
     let o = Opts {
-        telnet: a.opt_value_from_str("--telnet").map_err(e)?,
-        ws: a.opt_value_from_str("--ws").map_err(e)?,
+        telnet: repeated_list(&mut a, "--telnet")?,
+        ws: repeated_list(&mut a, "--ws")?,
         rest: a.opt_value_from_str("--rest").map_err(e)?,
+        order_check: a.contains("--order-check"),
+        redis: a.opt_value_from_str("--redis").map_err(e)?,
+        redis_password: a.opt_value_from_str("--redis-password").map_err(e)?,
         token: a
             .opt_value_from_str("--token")
             .map_err(e)?
@@ -180,7 +230,7 @@ pub fn parse_opts() -> Result<Opts, String> {
             .map_err(e)?
             .unwrap_or(200),
         src_addrs: a.opt_value_from_str("--src-addrs").map_err(e)?.unwrap_or(8),
-        server_pid: a.opt_value_from_str("--server-pid").map_err(e)?,
+        server_pids: repeated_list(&mut a, "--server-pid")?,
         target: a
             .opt_value_from_str("--target")
             .map_err(e)?
@@ -289,11 +339,28 @@ pub fn parse_opts() -> Result<Opts, String> {
     if !rest.is_empty() {
         return Err(format!("unexpected arguments: {rest:?}"));
     }
-    if o.telnet_clients > 0 && o.telnet.is_none() {
+    if o.telnet_clients > 0 && o.telnet.is_empty() {
         return Err("--telnet-clients needs --telnet".into());
     }
-    if o.ws_clients > 0 && o.ws.is_none() {
+    if o.ws_clients > 0 && o.ws.is_empty() {
         return Err("--ws-clients needs --ws".into());
+    }
+    let nodes = o.nodes();
+    if o.telnet.len() > 1 && o.telnet.len() != nodes || o.ws.len() > 1 && o.ws.len() != nodes {
+        return Err(format!(
+            "--telnet ({}) and --ws ({}) must name the same number of nodes (or one)",
+            o.telnet.len(),
+            o.ws.len()
+        ));
+    }
+    if nodes > 255 {
+        return Err("at most 255 nodes".into());
+    }
+    if o.server_pids.len() > 1 && o.server_pids.len() != nodes {
+        return Err(format!(
+            "--server-pid names {} processes for {nodes} nodes",
+            o.server_pids.len()
+        ));
     }
     if o.channels == 0 || o.src_addrs == 0 || o.src_addrs > 200 {
         return Err("--channels and --src-addrs (1..200) must be positive".into());
@@ -302,7 +369,7 @@ pub fn parse_opts() -> Result<Opts, String> {
     if all().any(|p| matches!(p, Phase::Rest(_))) && o.rest.is_none() {
         return Err("rest:D phases need --rest".into());
     }
-    if all().any(|p| matches!(p, Phase::Churn(_))) && o.telnet.is_none() {
+    if all().any(|p| matches!(p, Phase::Churn(_))) && o.telnet.is_empty() {
         return Err("churn:D phases need --telnet".into());
     }
     Ok(o)

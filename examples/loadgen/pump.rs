@@ -2,6 +2,7 @@
 
 use crate::conn::{flush, Kind, Role, St};
 use crate::gen::Gen;
+use crate::opts::Opts;
 use crate::recv::{process, After};
 use crate::WS_KEY;
 use mio::Events;
@@ -72,7 +73,9 @@ impl Gen {
                 (_, Kind::Ws) => {
                     let req = format!(
                         "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                        self.o.ws.map(|a| a.to_string()).unwrap_or_default()
+                        Opts::addr_for(&self.o.ws, usize::from(c.node))
+                            .map(|a| a.to_string())
+                            .unwrap_or_default()
                     );
                     c.out.extend_from_slice(req.as_bytes());
                     c.st = St::WsHandshake;

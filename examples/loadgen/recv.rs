@@ -1,6 +1,7 @@
 //! Incoming bytes: framing (telnet lines, WebSocket frames) and the check of every message.
 
 use crate::conn::{push_line, ws_frame_op, Conn, Kind, Role, St};
+use crate::order::msg_id;
 use crate::stats::Shared;
 use crate::WS_KEY;
 use std::time::Instant;
@@ -86,6 +87,13 @@ pub fn on_text(c: &mut Conn, text: &[u8], now: Instant, sh: &mut Shared) -> Afte
                         } else {
                             s.received += 1;
                             s.hist.saturating_record(lat_us.max(1));
+                            if let Some(n) = s.by_node.get_mut(usize::from(c.node)) {
+                                n.received += 1;
+                                n.hist.saturating_record(lat_us.max(1));
+                            }
+                            if sh.order_check {
+                                c.order.push(msg_id(sender, seq));
+                            }
                             if let Some(slots) = s.slots.as_mut() {
                                 slots.record(ns, now_ns, lat_us.max(1));
                             }

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 impl Gen {
     pub fn churn_due(&mut self, now: Instant) {
-        let Some(addr) = self.o.telnet else { return };
+        let Some(addr) = self.o.telnet.first().copied() else {
+            return;
+        };
         let Some(ch) = self.sh.churn.as_mut() else {
             return;
         };
@@ -21,7 +23,7 @@ impl Gen {
             match self.open(addr, false) {
                 Ok(sock) => {
                     if self
-                        .add_conn(sock, Kind::Telnet, Role::Churn, n, 0)
+                        .add_conn(sock, Kind::Telnet, Role::Churn, n, 0, 0)
                         .is_none()
                     {
                         self.churn_end(false, None);
@@ -62,7 +64,7 @@ impl Gen {
         match self.open(addr, false) {
             Ok(sock) => {
                 if self
-                    .add_conn(sock, Kind::Telnet, Role::Rest, 0, 0)
+                    .add_conn(sock, Kind::Telnet, Role::Rest, 0, 0, 0)
                     .is_none()
                 {
                     self.rest_end("register failed".into(), None);

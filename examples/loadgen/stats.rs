@@ -28,6 +28,25 @@ pub struct Step {
     pub shed_window: u32,
     /// Per-time-slot statistics (overload step only; empty otherwise).
     pub slots: Option<Slots>,
+    /// Messages published per channel.
+    pub sent_by_channel: Vec<u64>,
+    /// Per server node (only with several nodes): deliveries and their latency.
+    pub by_node: Vec<NodeStat>,
+}
+
+/// Deliveries to the members of one server node during a step.
+pub struct NodeStat {
+    pub received: u64,
+    pub hist: Histogram<u64>,
+}
+
+impl NodeStat {
+    pub fn new() -> NodeStat {
+        NodeStat {
+            received: 0,
+            hist: new_hist(),
+        }
+    }
 }
 
 /// Latency by scheduled send time and receipts by arrival time, in slots of `slot_ns`
@@ -98,6 +117,8 @@ impl Step {
             shed: 0,
             shed_window: 0,
             slots: None,
+            sent_by_channel: Vec::new(),
+            by_node: Vec::new(),
         }
     }
 }
@@ -209,6 +230,10 @@ pub struct Shared {
     pub stalled_eof: u64,
     /// Members reconnected after getting no greeting in time.
     pub retried: u64,
+    /// `--order-check`: members record the ids of the messages they receive.
+    pub order_check: bool,
+    /// Server nodes the members are spread over.
+    pub nodes: usize,
 }
 
 impl Shared {

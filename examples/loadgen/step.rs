@@ -1,7 +1,8 @@
 //! One open-loop load step and its report.
 
 use crate::gen::Gen;
-use crate::stats::{Sched, Step};
+use crate::order::Totals;
+use crate::stats::{NodeStat, Sched, Step};
 use mio::Events;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -18,6 +19,12 @@ pub struct Window {
     pub rss0: Option<u64>,
     pub rss1: Option<u64>,
     pub complete: bool,
+    /// CPU seconds of each server process during the step (with several `--server-pid`).
+    pub node_cpu_s: Vec<Option<f64>>,
+    /// `--redis`: what Redis did during the step.
+    pub redis: Option<Value>,
+    /// `--order-check`: the order and loss check, in total and per node.
+    pub order: Option<(Totals, Vec<Totals>)>,
 }
 
 impl Gen {
@@ -35,7 +42,12 @@ impl Gen {
     /// Starts the statistics of a new step; returns its index.
     pub fn begin_step(&mut self, label: &str, dps: f64, rate: f64) -> u32 {
         let idx = self.sh.steps.len() as u32;
-        self.sh.steps.push(Step::new(label, dps, rate));
+        let mut step = Step::new(label, dps, rate);
+        step.sent_by_channel = vec![0; self.sh.channels];
+        if self.sh.nodes > 1 {
+            step.by_node = (0..self.sh.nodes).map(|_| NodeStat::new()).collect();
+        }
+        self.sh.steps.push(step);
         idx
     }
 
@@ -60,7 +72,20 @@ impl Gen {
     /// every expected delivery arrived, and samples CPU and RSS around it.
     pub fn measure(&mut self, events: &mut Events, idx: u32, start: Instant, dur_s: f64) -> Window {
         let live = self.live_total().max(1) as u64;
+        self.reserve_order();
+        let redis0 = self.redis_sample();
+        let mut start = start;
+        if redis0.is_some() {
+            // The Redis round trip may have taken the few ms before the step's start: start the
+            // schedule after it, so no message is due before it can be sent.
+            let at = Instant::now() + Duration::from_millis(2);
+            if let Some(s) = self.sh.sched.as_mut() {
+                s.start = s.start.max(at);
+                start = s.start;
+            }
+        }
         let end = start + Duration::from_secs_f64(dur_s);
+        let node_cpu0 = self.node_cpus();
         let cpu0 = self.cpu();
         let rss0 = self.rss();
         self.sh.rss_max_kib = rss0.unwrap_or(0);
@@ -83,6 +108,14 @@ impl Gen {
             _ => None,
         };
         let rss1 = self.rss();
+        let node_cpu_s = node_cpu0
+            .iter()
+            .zip(self.node_cpus())
+            .map(|(a, b)| a.zip(b).map(|(a, b)| b - a))
+            .collect();
+        let redis = redis0
+            .zip(self.redis_sample())
+            .map(|(a, b)| crate::redis::delta(&a, &b));
         let s = &mut self.sh.steps[idx as usize];
         s.closed = true;
         if !complete {
@@ -94,6 +127,7 @@ impl Gen {
                 received + g.sh.steps[idx as usize].late >= expected
             });
         }
+        let order = self.sh.order_check.then(|| self.check_order(idx));
         Window {
             dur_s,
             live,
@@ -104,6 +138,9 @@ impl Gen {
             rss0,
             rss1,
             complete,
+            node_cpu_s,
+            redis,
+            order,
         }
     }
 
@@ -130,13 +167,15 @@ impl Gen {
         } else {
             f64::INFINITY
         };
+        let in_order = w.order.as_ref().is_none_or(|(t, _)| t.violations == 0);
         let ok = p99 <= self.o.p99_ms
             && loss == 0
             && s.gaps == 0
             && s.dups == 0
             && s.disconnects == 0
-            && s.sent > 0;
-        let v = json!({
+            && s.sent > 0
+            && in_order;
+        let mut v = json!({
             "label": s.label,
             "offered_dps": s.offered_dps.round(),
             "rate_mps": (s.rate_mps * 10.0).round() / 10.0,
@@ -171,6 +210,7 @@ impl Gen {
             "complete": w.complete,
             "ok": ok,
         });
+        self.add_cluster_fields(&mut v, idx, w, span);
         eprintln!(
             "  [{}] {}: offered {:.0}/s ({:.1} msg/s) delivered {:.0}/s p50 {:.2} p99 {} max {:.1} ms loss {} gaps {} dups {} disconnects {} srv-cpu {} gen-cpu {:.0}% ({} µs/delivery, {:.1} per read){}",
             self.o.target,
