@@ -682,6 +682,8 @@ impl Broker {
                 let e = err.unwrap_or_default();
                 self.drop_link(link, now, &format!("Redis refused the handshake: {e}"));
             }
+            // The tail's AUTH answered: its XREAD waited for the link's queue to empty.
+            Req::Auth if link == Link::Tail => self.maybe_start_tail(now),
             Req::Auth | Req::SetEpoch => {}
             Req::Load(i) => match as_bytes(&frame).and_then(|b| std::str::from_utf8(b).ok()) {
                 Some(sha) => {

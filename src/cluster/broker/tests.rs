@@ -175,6 +175,32 @@ fn handshake_loads_scripts_sets_the_epoch_registers_and_tails() {
 }
 
 #[test]
+fn with_a_password_the_tail_reads_once_its_auth_is_answered() {
+    let ok = || Frame::SimpleString(b"OK".to_vec());
+    let mut b = Broker::new(cfg(Some("pw")), "inc1", "seed", None);
+    b.tick(0);
+    b.connected(Link::Cmd, 0);
+    let sent = cmds(&mut b, Link::Cmd);
+    let loads = sent.iter().filter(|c| c[..2] == ["SCRIPT", "LOAD"]).count();
+    let mut replies = vec![ok()];
+    replies.extend((0..loads).map(|i| bulk(&format!("sha{i}"))));
+    replies.extend([ok(), bulk("E1"), Frame::Null]);
+    feed(&mut b, Link::Cmd, &replies, 0);
+    let after = cmds(&mut b, Link::Cmd);
+    assert_eq!(after[0][..2], ["EVALSHA", "sha4"]);
+    feed(&mut b, Link::Cmd, &[ok3("ok", "E1", 1)], 0);
+    b.tick(1);
+    assert!(events(&mut b).contains(&Event::Connect(Link::Tail)));
+    b.connected(Link::Tail, 1);
+    assert_eq!(cmds(&mut b, Link::Tail), [["AUTH", "pw"]]);
+    feed(&mut b, Link::Tail, &[ok()], 1);
+    let tail = cmds(&mut b, Link::Tail);
+    assert_eq!(tail.len(), 1, "{tail:?}");
+    assert_eq!(tail[0][0], "XREAD");
+    assert!(b.is_up());
+}
+
+#[test]
 fn proposals_are_sent_acknowledged_and_applied_in_seq_order() {
     let mut b = up_broker();
     let m1 = b
