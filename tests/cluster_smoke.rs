@@ -4,123 +4,44 @@
 //! paused chat is refused with SPEC §15's notice and `/healthz` answers 503, and afterwards
 //! chat works again by itself.
 //!
+//! With `requirepass` set, nodes given `redis_password` form one chat too.
+//!
 //! Without `redis-server` the test prints a loud SKIPPED banner and passes (under `CI` it
-//! fails). The Redis it starts is its own (this file needs nothing of the other cluster
-//! tests' harness).
+//! fails). Redis comes from `common::redis`.
 
 mod common;
 
-use common::{Server, Telnet, TempDir};
+use common::redis::{redis_installed, skip_without_redis, Redis};
+use common::{Server, Telnet};
 use serde_json::json;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-
-/// A `redis-server` on a free loopback port, AOF on, in a temporary directory; stopped by
-/// its PID when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis_installed() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Redis, or `None` after a loud SKIPPED banner (a failure under `CI`).
-fn redis_or_skip(test: &str) -> Option<Redis> {
-    if !redis_installed() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test} needs redis-server under CI, but it is not on the PATH"
-        );
-        eprintln!("\n*** SKIPPED: {test} did NOT run: redis-server is not installed ***\n");
-        return None;
-    }
-    for _ in 0..5 {
-        let dir = TempDir::new("smoke-redis");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(dir.path())
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-            ])
-            .args(["--logfile", "redis.log", "--daemonize", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let mut redis = Redis {
-            child,
-            port,
-            _dir: dir,
-        };
-        let end = Instant::now() + WAIT;
-        while Instant::now() < end {
-            if let Ok(Some(_)) = redis.child.try_wait() {
-                break; // the port was taken meanwhile: another one
-            }
-            if ping(port) {
-                return Some(redis);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    panic!("redis-server did not start");
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut buf = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
 
 const DOWN_NOTICE: &str =
     "Chat is unavailable right now: the cluster link is down. Please try again shortly.";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn node(redis_port: u16, id: &str) -> Server {
-    Server::start_expecting(
-        json!({
-            "cluster": {
-                "redis": format!("127.0.0.1:{redis_port}"),
-                "node_id": id,
-                "lease_ms": 1500,
-            }
-        }),
-        &["telnet", "rest"],
-    )
+fn node(redis: &Redis, id: &str) -> Server {
+    node_with_password(redis, id, None)
+}
+
+fn node_with_password(redis: &Redis, id: &str, password: Option<&str>) -> Server {
+    let mut cluster = json!({ "redis": redis.addr(), "node_id": id, "lease_ms": 1500 });
+    if let Some(pw) = password {
+        cluster["redis_password"] = json!(pw);
+    }
+    Server::start_expecting(json!({ "cluster": cluster }), &["telnet", "rest"])
+}
+
+/// A started Redis (with `requirepass` when `password` is given), or `None` after a loud
+/// skip (a failure under `CI`).
+fn redis_or_skip(test: &str, password: Option<&str>) -> Option<Redis> {
+    if !redis_installed() {
+        skip_without_redis(test);
+        return None;
+    }
+    Some(Redis::start_with_password(password))
 }
 
 /// The status code of `GET /healthz`, or 0 when there is no answer.
@@ -158,16 +79,6 @@ fn wait_healthz(server: &mut Server, code: u16, what: &str) {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "kill -{sig} {pid} failed");
-}
-
 /// The texts of the next `n` chat lines (`3:04PM-@nick: text`), skipping other lines.
 fn chat_lines(t: &mut Telnet, n: usize) -> Vec<String> {
     (0..n)
@@ -181,11 +92,11 @@ fn chat_lines(t: &mut Telnet, n: usize) -> Vec<String> {
 
 #[test]
 fn two_nodes_one_chat_and_a_paused_redis() {
-    let Some(redis) = redis_or_skip("two_nodes_one_chat_and_a_paused_redis") else {
+    let Some(redis) = redis_or_skip("two_nodes_one_chat_and_a_paused_redis", None) else {
         return;
     };
-    let mut n1 = node(redis.port, "n1");
-    let mut n2 = node(redis.port, "n2");
+    let mut n1 = node(&redis, "n1");
+    let mut n2 = node(&redis, "n2");
     wait_healthz(&mut n1, 200, "node 1 starting");
     wait_healthz(&mut n2, 200, "node 2 starting");
 
@@ -225,7 +136,7 @@ fn two_nodes_one_chat_and_a_paused_redis() {
     });
 
     // Redis paused: chat is refused with the notice, /healthz answers 503, /help works.
-    signal(redis.child.id(), "STOP");
+    redis.stop();
     let end = Instant::now() + WAIT;
     loop {
         alice.send_line("while redis sleeps");
@@ -241,7 +152,7 @@ fn two_nodes_one_chat_and_a_paused_redis() {
     });
 
     // Resumed: everything comes back by itself.
-    signal(redis.child.id(), "CONT");
+    redis.cont();
     wait_healthz(&mut n1, 200, "Redis resumed");
     wait_healthz(&mut n2, 200, "Redis resumed");
     alice.send_line("back again");
@@ -281,4 +192,42 @@ fn two_nodes_one_chat_and_a_paused_redis() {
         assert!(Instant::now() < end, "the logs did not converge");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn nodes_with_the_redis_password_form_one_chat_and_a_wrong_one_is_refused() {
+    let test = "nodes_with_the_redis_password_form_one_chat_and_a_wrong_one_is_refused";
+    let Some(redis) = redis_or_skip(test, Some("smoke-secret-9")) else {
+        return;
+    };
+    let mut n1 = node_with_password(&redis, "n1", Some("smoke-secret-9"));
+    let mut n2 = node_with_password(&redis, "n2", Some("smoke-secret-9"));
+    wait_healthz(&mut n1, 200, "node 1 with the password");
+    wait_healthz(&mut n2, 200, "node 2 with the password");
+    let mut alice = n1.user_in("alice", "#general");
+    let mut bob = n2.user_in("bob", "#general");
+    alice.wait_for("bob's join", |l| {
+        common::is_event(l, "bob", "just joined channel #general")
+    });
+    bob.send_line("over the password-protected link");
+    alice.wait_for("bob's line", |l| {
+        common::is_chat(l, "bob", "over the password-protected link")
+    });
+
+    // A node with the wrong password says why on stderr and never takes chat.
+    let mut n3 = node_with_password(&redis, "n3", Some("not-the-secret"));
+    let end = Instant::now() + WAIT;
+    while !n3.stderr_text().contains("WRONGPASS") {
+        assert!(
+            Instant::now() < end,
+            "no WRONGPASS on the node's stderr:\n{}",
+            n3.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        healthz(n3.addr("rest")),
+        503,
+        "a node Redis refused is not healthy"
+    );
 }

@@ -60,19 +60,32 @@ pub struct Redis {
     child: Child,
     pub port: u16,
     dir: TempDir,
+    /// `requirepass`, when set.
+    password: Option<String>,
 }
 
 impl Redis {
     /// Starts a server on a free port; a port taken between probing and binding is retried.
     pub fn start() -> Redis {
+        Redis::start_with_password(None)
+    }
+
+    /// [`Redis::start`], with `requirepass` when `password` is given.
+    pub fn start_with_password(password: Option<&str>) -> Redis {
         let dir = TempDir::new("redis");
+        let password = password.map(str::to_string);
         for _ in 0..10 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .expect("free port")
                 .port();
-            if let Some(child) = spawn_ready(port, dir.path()) {
-                return Redis { child, port, dir };
+            if let Some(child) = spawn_ready(port, dir.path(), password.as_deref()) {
+                return Redis {
+                    child,
+                    port,
+                    dir,
+                    password,
+                };
             }
         }
         panic!("redis-server did not start; {}", log_tail(dir.path()));
@@ -92,7 +105,7 @@ impl Redis {
     }
 
     pub fn conn(&self) -> Conn {
-        Conn::open(self.port).expect("connect to redis-server")
+        Conn::open_auth(self.port, self.password.as_deref()).expect("connect to redis-server")
     }
 
     /// `kill -9`, then reaps the process.
@@ -119,7 +132,7 @@ impl Redis {
         self.kill9();
         let end = Instant::now() + DEADLINE;
         loop {
-            if let Some(child) = spawn_ready(self.port, self.dir.path()) {
+            if let Some(child) = spawn_ready(self.port, self.dir.path(), self.password.as_deref()) {
                 self.child = child;
                 return;
             }
@@ -155,10 +168,15 @@ pub fn signal(pid: u32, sig: libc::c_int) {
     assert_eq!(rc, 0, "kill({pid}, {sig}): {}", io::Error::last_os_error());
 }
 
-/// Spawns `redis-server` on `port` in `dir` and waits for its `PONG`; `None` (the process
-/// stopped) when it exits first or never answers, e.g. because the port is taken.
-fn spawn_ready(port: u16, dir: &Path) -> Option<Child> {
-    let mut child = Command::new("redis-server")
+/// Spawns `redis-server` on `port` in `dir` (with `requirepass` when `password` is given) and
+/// waits for its `PONG`; `None` (the process stopped) when it exits first or never answers,
+/// e.g. because the port is taken.
+fn spawn_ready(port: u16, dir: &Path, password: Option<&str>) -> Option<Child> {
+    let mut command = Command::new("redis-server");
+    if let Some(pw) = password {
+        command.args(["--requirepass", pw]);
+    }
+    let mut child = command
         .args(["--port", &port.to_string()])
         .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
         .arg("--dir")
@@ -176,7 +194,7 @@ fn spawn_ready(port: u16, dir: &Path) -> Option<Child> {
         if let Ok(Some(_)) = child.try_wait() {
             return None;
         }
-        if let Ok(mut c) = Conn::open(port) {
+        if let Ok(mut c) = Conn::open_auth(port, password) {
             if matches!(c.try_call(&["PING"]), Ok(Frame::SimpleString(s)) if s == b"PONG") {
                 return Some(child);
             }
@@ -215,6 +233,21 @@ impl Conn {
             decoder: RespDecoder::default(),
             frames: VecDeque::new(),
         })
+    }
+
+    /// [`Conn::open`], then `AUTH` when `password` is given.
+    pub fn open_auth(port: u16, password: Option<&str>) -> io::Result<Conn> {
+        let mut c = Conn::open(port)?;
+        if let Some(pw) = password {
+            match c.try_call(&["AUTH", pw])? {
+                Frame::SimpleString(ok) if ok == b"OK" => {}
+                other => {
+                    let e = format!("AUTH: {other:?}");
+                    return Err(io::Error::new(io::ErrorKind::PermissionDenied, e));
+                }
+            }
+        }
+        Ok(c)
     }
 
     /// Sends a command without waiting for its reply.

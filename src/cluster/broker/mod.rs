@@ -146,6 +146,8 @@ pub struct Broker {
     pending: VecDeque<Pending>,
     events: VecDeque<Event>,
     up: bool,
+    /// The reason last reported with [`Event::Down`] while the link is down.
+    down_why: Option<Box<str>>,
 }
 
 impl Broker {
@@ -187,6 +189,7 @@ impl Broker {
             pending: VecDeque::new(),
             events: VecDeque::new(),
             up: false,
+            down_why: None,
         }
     }
 
@@ -476,13 +479,20 @@ impl Broker {
             && self.tail.state == State::Ready;
         if up != self.up {
             self.up = up;
+            self.down_why = None;
             self.events.push_back(if up {
                 Event::Up {
                     epoch: self.epoch.clone().unwrap_or_default(),
                 }
             } else {
+                self.down_why = Some(why.into());
                 Event::Down { why: why.into() }
             });
+        } else if !up && !why.is_empty() && self.down_why.as_deref() != Some(why) {
+            // Still down (or never up, e.g. Redis refusing the password at start-up): a new
+            // reason is reported once, so the operator sees why.
+            self.down_why = Some(why.into());
+            self.events.push_back(Event::Down { why: why.into() });
         }
     }
 

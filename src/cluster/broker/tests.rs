@@ -201,6 +201,34 @@ fn with_a_password_the_tail_reads_once_its_auth_is_answered() {
 }
 
 #[test]
+fn a_refused_password_is_reported_once_although_the_link_was_never_up() {
+    let mut b = Broker::new(cfg(Some("wrong")), "inc1", "seed", None);
+    for attempt in 0..3u64 {
+        let now = attempt * 10_000;
+        b.tick(now);
+        assert!(events(&mut b).contains(&Event::Connect(Link::Cmd)));
+        b.connected(Link::Cmd, now);
+        cmds(&mut b, Link::Cmd);
+        let refused = Frame::Error("WRONGPASS invalid username-password pair".into());
+        feed(&mut b, Link::Cmd, &[refused], now);
+        let downs: Vec<Event> = events(&mut b)
+            .into_iter()
+            .filter(|e| matches!(e, Event::Down { .. }))
+            .collect();
+        if attempt == 0 {
+            assert_eq!(downs.len(), 1, "the reason is reported");
+            let Event::Down { why } = &downs[0] else {
+                unreachable!()
+            };
+            assert!(why.contains("WRONGPASS"), "{why}");
+        } else {
+            assert!(downs.is_empty(), "the same reason once: {downs:?}");
+        }
+        assert!(!b.is_up());
+    }
+}
+
+#[test]
 fn proposals_are_sent_acknowledged_and_applied_in_seq_order() {
     let mut b = up_broker();
     let m1 = b
