@@ -904,6 +904,27 @@ impl Broker {
         }
     }
 
+    /// One of this node's proposals read back from the stream is sequenced, whether or not
+    /// its script's answer arrived (Redis may stop, or the link drop, between running the
+    /// script and answering it): it is no longer pending, so a lease lost afterwards does
+    /// not refuse a line its users already saw.
+    fn sequenced(&mut self, e: &Entry) {
+        if *e.node != *self.cfg.node_id {
+            return;
+        }
+        let Some(pos) = self.pending.iter().position(|p| p.msg_id == e.msg_id) else {
+            return;
+        };
+        if let Some(p) = self.pending.remove(pos) {
+            if !p.internal {
+                self.events.push_back(Event::Accepted {
+                    msg_id: p.msg_id,
+                    seq: e.seq,
+                });
+            }
+        }
+    }
+
     fn on_stream_item(&mut self, item: &Frame) {
         let seq = match item {
             Frame::Array(parts) => parts
@@ -929,6 +950,7 @@ impl Broker {
             Ok(e) => {
                 self.last_msg_id = Some(e.msg_id.clone());
                 self.peers.observe(&e);
+                self.sequenced(&e);
                 self.events.push_back(Event::Apply(e));
             }
             Err(error) => {

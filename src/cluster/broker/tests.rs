@@ -671,6 +671,64 @@ fn a_lease_that_expired_during_an_outage_is_not_silently_renewed() {
     assert_eq!(reg[0][10..], ["3000", ""]);
 }
 
+#[test]
+fn a_proposal_read_back_from_the_stream_is_not_refused_when_the_lease_is_lost() {
+    // Redis ran the script and the tail read its entry, but the script's answer never came
+    // (Redis stopped in between); the lease then expired. The line was sequenced and shown:
+    // the lost lease must not refuse it too.
+    let mut b = up_broker();
+    let seen = b
+        .propose(Proposal::Append(Body::Announcement { text: "a".into() }), 5)
+        .unwrap();
+    let lost = b
+        .propose(Proposal::Append(Body::Announcement { text: "b".into() }), 5)
+        .unwrap();
+    cmds(&mut b, Link::Cmd);
+    let mut e = entry_frame(1, &seen, "a");
+    if let Frame::Array(parts) = &mut e {
+        if let Some(Frame::Array(kv)) = parts.get_mut(1) {
+            kv[1] = bulk("n1");
+            kv[3] = bulk("inc1");
+        }
+    }
+    feed(&mut b, Link::Tail, &[xread_reply(vec![e])], 6);
+    let ev = events(&mut b);
+    assert_eq!(
+        ev[0],
+        Event::Accepted {
+            msg_id: seen.clone(),
+            seq: 1
+        }
+    );
+    assert!(matches!(&ev[1], Event::Apply(e) if e.msg_id == seen));
+    assert_eq!(b.pending(), 1);
+    b.disconnected(Link::Cmd, 10);
+    events(&mut b);
+    handshake(&mut b, 4000, "E1", Some(2), Some(Frame::Array(vec![])));
+    feed(
+        &mut b,
+        Link::Cmd,
+        &[Frame::Error("FENCED lease expired".into())],
+        4001,
+    );
+    let ev = events(&mut b);
+    let refused: Vec<&str> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Refused { msg_id, .. } => Some(&**msg_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, [&*lost], "only the line never sequenced: {ev:?}");
+    assert!(ev.contains(&Event::LeaseLost));
+    // Its answer arriving late changes nothing.
+    b.reincarnate("inc2", 4002);
+    feed(&mut b, Link::Cmd, &[ok3("ok", "E1", 3)], 4003);
+    assert!(!events(&mut b)
+        .iter()
+        .any(|e| matches!(e, Event::Accepted { .. } | Event::Refused { .. })));
+}
+
 fn entry_from(seq: u64, node: &str, inc: &str, kv: &[(&str, &str)]) -> Frame {
     let mut fields = vec![("n", node), ("i", inc), ("m", "mm"), ("ts", "1")];
     fields.extend_from_slice(kv);
