@@ -56,6 +56,9 @@ enum Req {
     /// The lease key of a watched peer incarnation.
     PeerLease(Box<str>, Box<str>),
     Propose(Box<str>),
+    /// The de-dup key of a proposal sent under an incarnation that lost its lease: present
+    /// means Redis sequenced it (at that seq), absent that it never will.
+    Resolve(Box<str>),
     Xread,
 }
 
@@ -102,6 +105,11 @@ struct Pending {
     msg_id: Box<str>,
     proposal: Proposal,
     sent: bool,
+    /// Sent to Redis at least once (it may have been sequenced even without an answer).
+    tried: bool,
+    /// Sent under an incarnation that has since lost its lease: never sent again; its fate
+    /// is read from its de-dup key.
+    fenced: bool,
     /// Proposed by the broker itself (a reap): answered without events.
     internal: bool,
 }
@@ -407,6 +415,8 @@ impl Broker {
             msg_id: msg_id.clone(),
             proposal,
             sent: false,
+            tried: false,
+            fenced: false,
             internal,
         });
         self.flush_pending(now);
@@ -649,11 +659,22 @@ impl Broker {
             return;
         }
         let mut to_send = Vec::new();
+        let mut to_resolve = Vec::new();
         for p in &mut self.pending {
-            if !p.sent {
-                p.sent = true;
+            if p.sent {
+                continue;
+            }
+            p.sent = true;
+            if p.fenced {
+                to_resolve.push(p.msg_id.clone());
+            } else {
+                p.tried = true;
                 to_send.push((p.msg_id.clone(), p.proposal.script(), p.proposal.own_args()));
             }
+        }
+        for msg_id in to_resolve {
+            let key = format!("{PREFIX}:dedupe:{msg_id}");
+            self.send(Link::Cmd, Req::Resolve(msg_id), &["GET", key.as_str()], now);
         }
         for (msg_id, idx, own) in to_send {
             self.call_script(idx, Req::Propose(msg_id.clone()), &msg_id, &own, now);
@@ -750,6 +771,7 @@ impl Broker {
                 }
             }
             Req::Propose(msg_id) => self.on_propose_reply(msg_id, frame, &code, now),
+            Req::Resolve(msg_id) => self.on_resolve_reply(msg_id, &frame),
             Req::Xread => self.on_xread(frame, now),
         }
     }
@@ -791,16 +813,21 @@ impl Broker {
         }
         self.lease_lost = true;
         self.registered = false;
-        for p in std::mem::take(&mut self.pending) {
+        for mut p in std::mem::take(&mut self.pending) {
             if let (true, Proposal::Reap { node, incarnation }) = (p.internal, &p.proposal) {
                 self.peers.reap_failed(node, incarnation);
                 continue;
             }
-            self.events.push_back(Event::Refused {
-                msg_id: p.msg_id,
-                code: "FENCED".into(),
-                detail: "this node lost its lease before this was sequenced".into(),
-            });
+            if p.tried || p.fenced {
+                // Redis may have run it without its answer reaching this node: its de-dup
+                // key says (read once registered again; the lost incarnation's scripts are
+                // refused from now on, so the answer cannot change afterwards).
+                p.fenced = true;
+                p.sent = false;
+                self.pending.push_back(p);
+                continue;
+            }
+            self.events.push_back(fenced_refusal(p.msg_id));
         }
         self.events.push_back(Event::LeaseLost);
         self.set_up(now, "this node lost its cluster lease");
@@ -827,6 +854,25 @@ impl Broker {
                 self.send(Link::Cmd, Req::Load(i), &["SCRIPT", "LOAD", s.source], now);
             }
         }
+    }
+
+    fn on_resolve_reply(&mut self, msg_id: Box<str>, frame: &Frame) {
+        let Some(pos) = self.pending.iter().position(|p| p.msg_id == msg_id) else {
+            return; // read back from the stream meanwhile
+        };
+        let seq = match frame {
+            Frame::Null => None,
+            Frame::Error(_) => {
+                self.pending[pos].sent = false; // asked again with the next proposal
+                return;
+            }
+            f => Some(as_int(f).map_or(0, |s| s.max(0) as u64)),
+        };
+        self.pending.remove(pos);
+        self.events.push_back(match seq {
+            Some(seq) => Event::Accepted { msg_id, seq },
+            None => fenced_refusal(msg_id),
+        });
     }
 
     fn on_propose_reply(&mut self, msg_id: Box<str>, frame: Frame, code: &str, now: u64) {
@@ -958,6 +1004,16 @@ impl Broker {
                 self.events.push_back(Event::BadEntry { seq, error });
             }
         }
+    }
+}
+
+/// The refusal of a proposal that Redis never sequenced and never will: its incarnation lost
+/// its lease.
+fn fenced_refusal(msg_id: Box<str>) -> Event {
+    Event::Refused {
+        msg_id,
+        code: "FENCED".into(),
+        detail: "this node lost its lease before this was sequenced".into(),
     }
 }
 
