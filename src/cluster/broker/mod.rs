@@ -107,11 +107,17 @@ struct Pending {
     sent: bool,
     /// Sent to Redis at least once (it may have been sequenced even without an answer).
     tried: bool,
-    /// Sent under an incarnation that has since lost its lease: never sent again; its fate
-    /// is read from its de-dup key.
-    fenced: bool,
     /// Proposed by the broker itself (a reap): answered without events.
     internal: bool,
+}
+
+/// A proposal sent under an incarnation that has since lost its lease: never sent again;
+/// whether Redis sequenced it is read from its de-dup key (or seen in the stream).
+#[derive(Debug)]
+struct Fenced {
+    msg_id: Box<str>,
+    /// Its de-dup key was asked for on the current connection.
+    asked: bool,
 }
 
 /// The handshake's answers, gathered before the §5 checks run.
@@ -152,6 +158,8 @@ pub struct Broker {
     next_peer_check: u64,
     counter: u64,
     pending: VecDeque<Pending>,
+    /// Proposals whose fate a lost lease left open; the link is not up until they are settled.
+    fenced: VecDeque<Fenced>,
     events: VecDeque<Event>,
     up: bool,
 }
@@ -193,6 +201,7 @@ impl Broker {
             next_peer_check: 0,
             counter: 0,
             pending: VecDeque::new(),
+            fenced: VecDeque::new(),
             events: VecDeque::new(),
             up: false,
         }
@@ -214,9 +223,9 @@ impl Broker {
         &self.incarnation
     }
 
-    /// Proposals not yet acknowledged.
+    /// Proposals not yet acknowledged (or refused).
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.fenced.len()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -280,6 +289,9 @@ impl Broker {
             self.hs.done = false;
             for p in &mut self.pending {
                 p.sent = false;
+            }
+            for f in &mut self.fenced {
+                f.asked = false;
             }
         }
         self.set_up(now, why);
@@ -416,7 +428,6 @@ impl Broker {
             proposal,
             sent: false,
             tried: false,
-            fenced: false,
             internal,
         });
         self.flush_pending(now);
@@ -483,6 +494,7 @@ impl Broker {
         let up = self.cmd.state == State::Ready
             && self.registered
             && !self.lease_lost
+            && self.fenced.is_empty()
             && self.tail.state == State::Ready;
         if up != self.up {
             self.up = up;
@@ -573,6 +585,7 @@ impl Broker {
             Some(_) => {}
         }
         self.hs.done = true;
+        self.ask_fenced(now);
         self.maybe_start_tail(now);
         // After a lost lease, registration waits for a new incarnation (`reincarnate`).
         if !self.lease_lost {
@@ -593,12 +606,16 @@ impl Broker {
         self.registered_once = false;
         // What was pending was sequenced in a history that is gone, or never: refuse it.
         self.peers.clear();
-        for p in std::mem::take(&mut self.pending) {
-            if p.internal {
-                continue;
-            }
+        let fenced = std::mem::take(&mut self.fenced)
+            .into_iter()
+            .map(|f| f.msg_id);
+        let pending = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter(|p| !p.internal)
+            .map(|p| p.msg_id);
+        for msg_id in fenced.chain(pending) {
             self.events.push_back(Event::Refused {
-                msg_id: p.msg_id,
+                msg_id,
                 code: "EPOCH".into(),
                 detail: "Redis lost its data before this was sequenced".into(),
             });
@@ -654,27 +671,35 @@ impl Broker {
         );
     }
 
+    /// Asks for the de-dup keys of the fenced proposals (no lease needed: a read).
+    fn ask_fenced(&mut self, now: u64) {
+        if !self.hs.done || !matches!(self.cmd.state, State::Starting | State::Ready) {
+            return;
+        }
+        let mut ask = Vec::new();
+        for f in &mut self.fenced {
+            if !f.asked {
+                f.asked = true;
+                ask.push(f.msg_id.clone());
+            }
+        }
+        for msg_id in ask {
+            let key = format!("{PREFIX}:dedupe:{msg_id}");
+            self.send(Link::Cmd, Req::Resolve(msg_id), &["GET", key.as_str()], now);
+        }
+    }
+
     fn flush_pending(&mut self, now: u64) {
         if self.cmd.state != State::Ready || !self.registered || self.reloading {
             return;
         }
         let mut to_send = Vec::new();
-        let mut to_resolve = Vec::new();
         for p in &mut self.pending {
-            if p.sent {
-                continue;
-            }
-            p.sent = true;
-            if p.fenced {
-                to_resolve.push(p.msg_id.clone());
-            } else {
+            if !p.sent {
+                p.sent = true;
                 p.tried = true;
                 to_send.push((p.msg_id.clone(), p.proposal.script(), p.proposal.own_args()));
             }
-        }
-        for msg_id in to_resolve {
-            let key = format!("{PREFIX}:dedupe:{msg_id}");
-            self.send(Link::Cmd, Req::Resolve(msg_id), &["GET", key.as_str()], now);
         }
         for (msg_id, idx, own) in to_send {
             self.call_script(idx, Req::Propose(msg_id.clone()), &msg_id, &own, now);
@@ -771,7 +796,7 @@ impl Broker {
                 }
             }
             Req::Propose(msg_id) => self.on_propose_reply(msg_id, frame, &code, now),
-            Req::Resolve(msg_id) => self.on_resolve_reply(msg_id, &frame),
+            Req::Resolve(msg_id) => self.on_resolve_reply(msg_id, &frame, now),
             Req::Xread => self.on_xread(frame, now),
         }
     }
@@ -813,22 +838,24 @@ impl Broker {
         }
         self.lease_lost = true;
         self.registered = false;
-        for mut p in std::mem::take(&mut self.pending) {
+        for p in std::mem::take(&mut self.pending) {
             if let (true, Proposal::Reap { node, incarnation }) = (p.internal, &p.proposal) {
                 self.peers.reap_failed(node, incarnation);
                 continue;
             }
-            if p.tried || p.fenced {
+            if p.tried {
                 // Redis may have run it without its answer reaching this node: its de-dup
-                // key says (read once registered again; the lost incarnation's scripts are
-                // refused from now on, so the answer cannot change afterwards).
-                p.fenced = true;
-                p.sent = false;
-                self.pending.push_back(p);
+                // key says (the lost incarnation's scripts are refused from now on, so the
+                // answer cannot change afterwards).
+                self.fenced.push_back(Fenced {
+                    msg_id: p.msg_id,
+                    asked: false,
+                });
                 continue;
             }
             self.events.push_back(fenced_refusal(p.msg_id));
         }
+        self.ask_fenced(now);
         self.events.push_back(Event::LeaseLost);
         self.set_up(now, "this node lost its cluster lease");
     }
@@ -856,23 +883,26 @@ impl Broker {
         }
     }
 
-    fn on_resolve_reply(&mut self, msg_id: Box<str>, frame: &Frame) {
-        let Some(pos) = self.pending.iter().position(|p| p.msg_id == msg_id) else {
+    fn on_resolve_reply(&mut self, msg_id: Box<str>, frame: &Frame, now: u64) {
+        let Some(pos) = self.fenced.iter().position(|f| f.msg_id == msg_id) else {
             return; // read back from the stream meanwhile
         };
         let seq = match frame {
             Frame::Null => None,
-            Frame::Error(_) => {
-                self.pending[pos].sent = false; // asked again with the next proposal
-                return;
+            Frame::BulkString(_) => Some(as_int(frame).map_or(0, |s| s.max(0) as u64)),
+            _ => {
+                // Asked again on the next connection.
+                return self.drop_link(Link::Cmd, now, "unexpected reply to a de-dup read");
             }
-            f => Some(as_int(f).map_or(0, |s| s.max(0) as u64)),
         };
-        self.pending.remove(pos);
+        self.fenced.remove(pos);
         self.events.push_back(match seq {
             Some(seq) => Event::Accepted { msg_id, seq },
             None => fenced_refusal(msg_id),
         });
+        if self.fenced.is_empty() {
+            self.set_up(now, "");
+        }
     }
 
     fn on_propose_reply(&mut self, msg_id: Box<str>, frame: Frame, code: &str, now: u64) {
@@ -948,6 +978,8 @@ impl Broker {
         if self.hs.done {
             self.xread(now);
         }
+        // The stream may have settled the last fenced proposal.
+        self.set_up(now, "");
     }
 
     /// One of this node's proposals read back from the stream is sequenced, whether or not
@@ -956,6 +988,14 @@ impl Broker {
     /// not refuse a line its users already saw.
     fn sequenced(&mut self, e: &Entry) {
         if *e.node != *self.cfg.node_id {
+            return;
+        }
+        if let Some(pos) = self.fenced.iter().position(|f| f.msg_id == e.msg_id) {
+            self.fenced.remove(pos);
+            self.events.push_back(Event::Accepted {
+                msg_id: e.msg_id.clone(),
+                seq: e.seq,
+            });
             return;
         }
         let Some(pos) = self.pending.iter().position(|p| p.msg_id == e.msg_id) else {
