@@ -2,7 +2,8 @@
 //! the RESP decoder, is `resp_properties.rs`). Every node is the real binary over real
 //! loopback sockets; Redis is a real `redis-server` with AOF on (see `common::redis`).
 //! Beyond the plan's table: K0 (the nodes report their cluster state), topics and history
-//! across nodes (with K3), and a killed node restarted on its own log (after K4).
+//! across nodes (with K3), a killed node restarted on its own log (after K4), and K5 with a
+//! lease longer than the outage (lines on their way to Redis are applied once, not refused).
 //!
 //! Each test starts its own Redis and three nodes and is bounded (≤ 30 s): it waits on
 //! conditions with generous deadlines, never on fixed sleeps; the only sleeps are the
@@ -1106,6 +1107,112 @@ fn k5_redis_paused_refuses_then_resumes() {
     alice.wait_for("bob's line", |l| is_chat(l, "bob", "k5-from-bob"));
     assert_no_kind(&c, GAP, "K5");
     assert_no_kind(&c, EPOCH_CHANGE, "K5");
+    assert_eq!(c.node(1).healthz(), 200);
+}
+
+/// K5 with a lease longer than the outage: nobody's lease runs out, so the lines the node
+/// accepted before it noticed Redis had stopped (still on their way to Redis) are applied
+/// exactly once, in order, after `-CONT` (re-sent with their msg_id); the lines typed after
+/// it noticed are refused with the notice; no gap, no node_down, no epoch change.
+#[test]
+fn k5_redis_paused_within_the_lease_applies_pending_lines_once() {
+    let options = NodeOptions {
+        lease_ms: LONG_LEASE_MS,
+        ..NodeOptions::default()
+    };
+    let Some(c) = start(
+        "k5_redis_paused_within_the_lease_applies_pending_lines_once",
+        options,
+    ) else {
+        return;
+    };
+    let mut alice = c.node(1).user_in("alice", "#x");
+    let mut bob = c.node(2).user_in("bob", "#x");
+    sync(&mut [&mut alice, &mut bob], "alice", "k5-ready");
+
+    c.redis.stop();
+    let t0 = Instant::now();
+    let mut sent = 0;
+    // Lines until the first refusal: the node took the ones before it for Redis.
+    while !alice.seen().iter().any(|l| l == LINK_DOWN) {
+        assert!(
+            t0.elapsed() < REFUSE_WITHIN,
+            "no refusal within {REFUSE_WITHIN:?} of Redis stopping; alice read {:#?}",
+            alice.seen()
+        );
+        alice.send_line(&format!("k5-{sent}"));
+        sent += 1;
+        drain_for(&mut alice, Duration::from_millis(250));
+    }
+    eprintln!(
+        "K5 (long lease): refused after {:?}, {sent} line(s) sent before",
+        t0.elapsed()
+    );
+    // Typed once the outage is noticed, while Redis is still stopped: each one refused.
+    const LATE: usize = 3;
+    for k in 0..LATE {
+        alice.send_line(&format!("k5-late-{k}"));
+    }
+    alice.send_line("/help");
+    alice.wait_for("the /help header", |l| l == HELP_HEADER);
+    let refused_while_down = alice.seen().iter().filter(|l| *l == LINK_DOWN).count();
+    assert!(
+        refused_while_down > LATE,
+        "the {LATE} lines typed while the link was known to be down were not all refused: \
+         {refused_while_down} refusal(s) in all; alice read {:#?}",
+        alice.seen()
+    );
+    let accepted = sent - (refused_while_down - LATE);
+    assert!(
+        accepted > 0,
+        "no line was on its way to Redis when the outage was noticed (sent {sent}); \
+         alice read {:#?}",
+        alice.seen()
+    );
+    assert_eq!(c.node(1).healthz(), 503);
+    // The outage lasts 4 s in all (the scenario, not a wait for a condition).
+    thread::sleep(Duration::from_secs(4).saturating_sub(t0.elapsed()));
+    c.redis.cont();
+
+    let refused = refusals_after_recovery(c.node(1), &mut alice);
+    assert_eq!(
+        refused,
+        refused_while_down,
+        "a line accepted before the outage was noticed was refused after it; logs:\n{}",
+        c.logs_text()
+    );
+    let want: Vec<String> = (0..accepted).map(|k| format!("k5-{k}")).collect();
+    let last = want.last().cloned().unwrap_or_default();
+    for (name, t) in [("alice", &mut alice), ("bob", &mut bob)] {
+        wait_seen(t, &format!("{last} on {name}'s screen"), |l| {
+            is_chat(l, "alice", &last)
+        });
+    }
+    // Then a marker: everything before it in the stream has been delivered.
+    alice.send_line("k5-after");
+    for t in [&mut alice, &mut bob] {
+        t.wait_for("alice's k5-after", |l| is_chat(l, "alice", "k5-after"));
+    }
+    for (name, t) in [("alice", &alice), ("bob", &bob)] {
+        assert_eq!(
+            texts_from(t.seen(), "alice", "k5-")
+                .into_iter()
+                .filter(|t| t != "k5-ready" && t != "k5-after")
+                .collect::<Vec<_>>(),
+            want,
+            "{name}: the lines accepted before the outage was noticed, each once and in \
+             order (and none of the refused ones); logs:\n{}",
+            c.logs_text()
+        );
+    }
+    bob.send_line("k5-from-bob");
+    alice.wait_for("bob's line", |l| is_chat(l, "bob", "k5-from-bob"));
+    for kind in [GAP, NODE_DOWN, EPOCH_CHANGE] {
+        assert_no_kind(&c, kind, "K5 within the lease");
+    }
+    let end = last_cseq(c.node(1));
+    wait_all_applied(&c, end);
+    assert_logs_agree(&c.nodes);
     assert_eq!(c.node(1).healthz(), 200);
 }
 

@@ -56,6 +56,9 @@ enum Req {
     /// The lease key of a watched peer incarnation.
     PeerLease(Box<str>, Box<str>),
     Propose(Box<str>),
+    /// The de-dup key of a proposal sent under an incarnation that lost its lease: present
+    /// means Redis sequenced it (at that seq), absent that it never will.
+    Resolve(Box<str>),
     Xread,
 }
 
@@ -102,8 +105,19 @@ struct Pending {
     msg_id: Box<str>,
     proposal: Proposal,
     sent: bool,
+    /// Sent to Redis at least once (it may have been sequenced even without an answer).
+    tried: bool,
     /// Proposed by the broker itself (a reap): answered without events.
     internal: bool,
+}
+
+/// A proposal sent under an incarnation that has since lost its lease: never sent again;
+/// whether Redis sequenced it is read from its de-dup key (or seen in the stream).
+#[derive(Debug)]
+struct Fenced {
+    msg_id: Box<str>,
+    /// Its de-dup key was asked for on the current connection.
+    asked: bool,
 }
 
 /// The handshake's answers, gathered before the §5 checks run.
@@ -144,6 +158,8 @@ pub struct Broker {
     next_peer_check: u64,
     counter: u64,
     pending: VecDeque<Pending>,
+    /// Proposals whose fate a lost lease left open; the link is not up until they are settled.
+    fenced: VecDeque<Fenced>,
     events: VecDeque<Event>,
     up: bool,
     /// The reason last reported with [`Event::Down`] while the link is down.
@@ -187,6 +203,7 @@ impl Broker {
             next_peer_check: 0,
             counter: 0,
             pending: VecDeque::new(),
+            fenced: VecDeque::new(),
             events: VecDeque::new(),
             up: false,
             down_why: None,
@@ -209,9 +226,9 @@ impl Broker {
         &self.incarnation
     }
 
-    /// Proposals not yet acknowledged.
+    /// Proposals not yet acknowledged (or refused).
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.fenced.len()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -275,6 +292,9 @@ impl Broker {
             self.hs.done = false;
             for p in &mut self.pending {
                 p.sent = false;
+            }
+            for f in &mut self.fenced {
+                f.asked = false;
             }
         }
         self.set_up(now, why);
@@ -410,6 +430,7 @@ impl Broker {
             msg_id: msg_id.clone(),
             proposal,
             sent: false,
+            tried: false,
             internal,
         });
         self.flush_pending(now);
@@ -476,6 +497,7 @@ impl Broker {
         let up = self.cmd.state == State::Ready
             && self.registered
             && !self.lease_lost
+            && self.fenced.is_empty()
             && self.tail.state == State::Ready;
         if up != self.up {
             self.up = up;
@@ -573,6 +595,7 @@ impl Broker {
             Some(_) => {}
         }
         self.hs.done = true;
+        self.ask_fenced(now);
         self.maybe_start_tail(now);
         // After a lost lease, registration waits for a new incarnation (`reincarnate`).
         if !self.lease_lost {
@@ -593,12 +616,16 @@ impl Broker {
         self.registered_once = false;
         // What was pending was sequenced in a history that is gone, or never: refuse it.
         self.peers.clear();
-        for p in std::mem::take(&mut self.pending) {
-            if p.internal {
-                continue;
-            }
+        let fenced = std::mem::take(&mut self.fenced)
+            .into_iter()
+            .map(|f| f.msg_id);
+        let pending = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter(|p| !p.internal)
+            .map(|p| p.msg_id);
+        for msg_id in fenced.chain(pending) {
             self.events.push_back(Event::Refused {
-                msg_id: p.msg_id,
+                msg_id,
                 code: "EPOCH".into(),
                 detail: "Redis lost its data before this was sequenced".into(),
             });
@@ -654,6 +681,24 @@ impl Broker {
         );
     }
 
+    /// Asks for the de-dup keys of the fenced proposals (no lease needed: a read).
+    fn ask_fenced(&mut self, now: u64) {
+        if !self.hs.done || !matches!(self.cmd.state, State::Starting | State::Ready) {
+            return;
+        }
+        let mut ask = Vec::new();
+        for f in &mut self.fenced {
+            if !f.asked {
+                f.asked = true;
+                ask.push(f.msg_id.clone());
+            }
+        }
+        for msg_id in ask {
+            let key = format!("{PREFIX}:dedupe:{msg_id}");
+            self.send(Link::Cmd, Req::Resolve(msg_id), &["GET", key.as_str()], now);
+        }
+    }
+
     fn flush_pending(&mut self, now: u64) {
         if self.cmd.state != State::Ready || !self.registered || self.reloading {
             return;
@@ -662,6 +707,7 @@ impl Broker {
         for p in &mut self.pending {
             if !p.sent {
                 p.sent = true;
+                p.tried = true;
                 to_send.push((p.msg_id.clone(), p.proposal.script(), p.proposal.own_args()));
             }
         }
@@ -762,6 +808,7 @@ impl Broker {
                 }
             }
             Req::Propose(msg_id) => self.on_propose_reply(msg_id, frame, &code, now),
+            Req::Resolve(msg_id) => self.on_resolve_reply(msg_id, &frame, now),
             Req::Xread => self.on_xread(frame, now),
         }
     }
@@ -808,12 +855,19 @@ impl Broker {
                 self.peers.reap_failed(node, incarnation);
                 continue;
             }
-            self.events.push_back(Event::Refused {
-                msg_id: p.msg_id,
-                code: "FENCED".into(),
-                detail: "this node lost its lease before this was sequenced".into(),
-            });
+            if p.tried {
+                // Redis may have run it without its answer reaching this node: its de-dup
+                // key says (the lost incarnation's scripts are refused from now on, so the
+                // answer cannot change afterwards).
+                self.fenced.push_back(Fenced {
+                    msg_id: p.msg_id,
+                    asked: false,
+                });
+                continue;
+            }
+            self.events.push_back(fenced_refusal(p.msg_id));
         }
+        self.ask_fenced(now);
         self.events.push_back(Event::LeaseLost);
         self.set_up(now, "this node lost its cluster lease");
     }
@@ -838,6 +892,28 @@ impl Broker {
             for (i, s) in scripts::ALL.iter().enumerate() {
                 self.send(Link::Cmd, Req::Load(i), &["SCRIPT", "LOAD", s.source], now);
             }
+        }
+    }
+
+    fn on_resolve_reply(&mut self, msg_id: Box<str>, frame: &Frame, now: u64) {
+        let Some(pos) = self.fenced.iter().position(|f| f.msg_id == msg_id) else {
+            return; // read back from the stream meanwhile
+        };
+        let seq = match frame {
+            Frame::Null => None,
+            Frame::BulkString(_) => Some(as_int(frame).map_or(0, |s| s.max(0) as u64)),
+            _ => {
+                // Asked again on the next connection.
+                return self.drop_link(Link::Cmd, now, "unexpected reply to a de-dup read");
+            }
+        };
+        self.fenced.remove(pos);
+        self.events.push_back(match seq {
+            Some(seq) => Event::Accepted { msg_id, seq },
+            None => fenced_refusal(msg_id),
+        });
+        if self.fenced.is_empty() {
+            self.set_up(now, "");
         }
     }
 
@@ -914,6 +990,37 @@ impl Broker {
         if self.hs.done {
             self.xread(now);
         }
+        // The stream may have settled the last fenced proposal.
+        self.set_up(now, "");
+    }
+
+    /// One of this node's proposals read back from the stream is sequenced, whether or not
+    /// its script's answer arrived (Redis may stop, or the link drop, between running the
+    /// script and answering it): it is no longer pending, so a lease lost afterwards does
+    /// not refuse a line its users already saw.
+    fn sequenced(&mut self, e: &Entry) {
+        if *e.node != *self.cfg.node_id {
+            return;
+        }
+        if let Some(pos) = self.fenced.iter().position(|f| f.msg_id == e.msg_id) {
+            self.fenced.remove(pos);
+            self.events.push_back(Event::Accepted {
+                msg_id: e.msg_id.clone(),
+                seq: e.seq,
+            });
+            return;
+        }
+        let Some(pos) = self.pending.iter().position(|p| p.msg_id == e.msg_id) else {
+            return;
+        };
+        if let Some(p) = self.pending.remove(pos) {
+            if !p.internal {
+                self.events.push_back(Event::Accepted {
+                    msg_id: p.msg_id,
+                    seq: e.seq,
+                });
+            }
+        }
     }
 
     fn on_stream_item(&mut self, item: &Frame) {
@@ -941,6 +1048,7 @@ impl Broker {
             Ok(e) => {
                 self.last_msg_id = Some(e.msg_id.clone());
                 self.peers.observe(&e);
+                self.sequenced(&e);
                 self.events.push_back(Event::Apply(e));
             }
             Err(error) => {
@@ -948,6 +1056,16 @@ impl Broker {
                 self.events.push_back(Event::BadEntry { seq, error });
             }
         }
+    }
+}
+
+/// The refusal of a proposal that Redis never sequenced and never will: its incarnation lost
+/// its lease.
+fn fenced_refusal(msg_id: Box<str>) -> Event {
+    Event::Refused {
+        msg_id,
+        code: "FENCED".into(),
+        detail: "this node lost its lease before this was sequenced".into(),
     }
 }
 
