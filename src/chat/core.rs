@@ -99,8 +99,6 @@ struct Session {
     /// through renames; boxed, since most users ignore nobody.
     #[allow(clippy::box_collection)]
     ignores: Option<Box<Vec<ClientId>>>,
-    /// Cluster mode: the nickname this connection claimed, until the claim comes back.
-    claiming: Option<Nick>,
 }
 
 struct Channel {
@@ -276,7 +274,6 @@ impl ChatCore {
             nick: None,
             channel: None,
             ignores: None,
-            claiming: None,
         });
         self.session_count += 1;
         self.nick_deadlines.push(Reverse((
@@ -361,8 +358,8 @@ impl ChatCore {
             return;
         }
         sess.active_ms = now.mono_ms;
-        let (claiming, identified) = (sess.claiming.is_some(), sess.nick.is_some());
-        let waits = claiming || (self.cluster.is_some() && self.is_waiting(id));
+        let identified = sess.nick.is_some();
+        let waits = self.cluster.is_some() && (self.claiming(id).is_some() || self.is_waiting(id));
         if waits && !super::command::is_quit(line) {
             // Cluster mode: its nickname claim, join, topic or away change is on its way;
             // the line waits for it, so that a user's lines are answered in order.

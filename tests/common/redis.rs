@@ -169,8 +169,9 @@ pub fn signal(pid: u32, sig: libc::c_int) {
 }
 
 /// Spawns `redis-server` on `port` in `dir` (with `requirepass` when `password` is given) and
-/// waits for its `PONG`; `None` (the process stopped) when it exits first or never answers,
-/// e.g. because the port is taken.
+/// waits until it answers `INFO` with its own process id; `None` (the process stopped) when it
+/// exits first or never answers, e.g. because the port is taken (by another test's server,
+/// which must not be mistaken for this one).
 fn spawn_ready(port: u16, dir: &Path, password: Option<&str>) -> Option<Child> {
     let mut command = Command::new("redis-server");
     if let Some(pw) = password {
@@ -195,7 +196,12 @@ fn spawn_ready(port: u16, dir: &Path, password: Option<&str>) -> Option<Child> {
             return None;
         }
         if let Ok(mut c) = Conn::open_auth(port, password) {
-            if matches!(c.try_call(&["PING"]), Ok(Frame::SimpleString(s)) if s == b"PONG") {
+            // Ours, not another test's server that took the port meanwhile.
+            let pid_line = format!("process_id:{}", child.id());
+            let info = c.try_call(&["INFO", "server"]);
+            if matches!(&info, Ok(f) if as_bytes(f).is_some_and(|b| {
+                String::from_utf8_lossy(b).lines().any(|l| l.trim() == pid_line)
+            })) {
                 return Some(child);
             }
         }

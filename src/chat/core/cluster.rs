@@ -84,9 +84,12 @@ pub(super) struct Cluster {
     replaying: bool,
     /// Joins, topic and away changes of each user on their way to the stream.
     waiting: HashMap<ClientId, u32>,
+    /// The nickname each local user claimed, until the claim comes back (kept here, not in
+    /// the session, so that one process's sessions do not grow for it).
+    claiming: HashMap<ClientId, Nick>,
 }
 
-/// Lines held per user while its nickname claim is answered; more are dropped.
+/// Lines held per user while its nickname claim is answered; more are refused with a notice.
 const MAX_HELD: usize = 64;
 
 /// Whether a user's next lines wait for this proposal (a join, topic or away change: the
@@ -155,6 +158,7 @@ impl ChatCore {
             since: HashMap::new(),
             replaying: false,
             waiting: HashMap::new(),
+            claiming: HashMap::new(),
         }));
     }
 
@@ -283,7 +287,7 @@ impl ChatCore {
         for id in std::mem::take(&mut c.ready) {
             let lines = self.cluster.as_mut().and_then(|c| c.held.remove(&id));
             for (i, line) in lines.iter().flatten().enumerate() {
-                if self.session(id).is_some_and(|s| s.claiming.is_some()) {
+                if self.claiming(id).is_some() {
                     // Claiming again (a held nickname or /nick): the rest waits once more.
                     if let (Some(c), Some(lines)) = (self.cluster.as_mut(), &lines) {
                         c.held.insert(id, lines[i..].to_vec());
@@ -301,7 +305,22 @@ impl ChatCore {
             c.held.remove(&id);
             c.since.remove(&id);
             c.waiting.remove(&id);
+            c.claiming.remove(&id);
             c.rejoins.retain(|r| *r != id);
+        }
+    }
+
+    /// The nickname `id` claimed and is waiting for.
+    pub(super) fn claiming(&self, id: ClientId) -> Option<Nick> {
+        self.cluster.as_ref()?.claiming.get(&id).copied()
+    }
+
+    /// Records (`Some`) or ends (`None`) the nickname claim of `id`.
+    fn set_claiming(&mut self, id: ClientId, nick: Option<Nick>) -> Option<Nick> {
+        let c = self.cluster.as_mut()?;
+        match nick {
+            Some(n) => c.claiming.insert(id, n),
+            None => c.claiming.remove(&id),
         }
     }
 
@@ -396,11 +415,11 @@ impl ChatCore {
             }
             Proposal::ClaimNick { nick, old, .. } => {
                 let Some(id) = id else { return };
-                let Some(sess) = self.session_mut(id) else {
+                let Some(sess_nick) = self.session(id).map(|s| s.nick) else {
                     return;
                 };
-                let claimed = sess.claiming.take();
-                let reclaim = claimed.is_none() && sess.nick.is_some_and(|n| *n == **nick);
+                let claimed = self.set_claiming(id, None);
+                let reclaim = claimed.is_none() && sess_nick.is_some_and(|n| *n == **nick);
                 if code != "TAKEN" {
                     if claimed.is_some() {
                         self.refuse(now, id, s::CLUSTER_DOWN, out);
@@ -927,8 +946,19 @@ impl ChatCore {
             Some(id) => self.channel_of(id),
             None => remote_ch,
         };
+        // A re-registration's join (after a re-claim) is not awaited by the user's lines; the
+        // user's own `/join` is.
+        let rejoin = local.is_some_and(|id| {
+            self.cluster.as_mut().is_some_and(|c| {
+                let found = c.rejoins.iter().position(|r| *r == id);
+                found.map(|i| c.rejoins.swap_remove(i)).is_some()
+            })
+        });
         if current.is_some() && current == target {
             // Already there (a re-registration): the record alone, as on every node.
+            if let (Some(id), false) = (local, rejoin) {
+                self.done_waiting(id);
+            }
             if let Some(c) = target.and_then(|t| self.channels.get(t as usize)) {
                 let record = Record::Join {
                     nick: Cow::Borrowed(&n),
@@ -939,10 +969,6 @@ impl ChatCore {
             return;
         }
         if let Some(id) = local {
-            let rejoin = self.cluster.as_mut().is_some_and(|c| {
-                let found = c.rejoins.iter().position(|r| *r == id);
-                found.map(|i| c.rejoins.swap_remove(i)).is_some()
-            });
             if let (Some(c), true) = (self.cluster.as_mut(), rejoin) {
                 c.rejoining = Some(id);
             }
@@ -951,7 +977,9 @@ impl ChatCore {
             if let Some(c) = self.cluster.as_mut() {
                 c.rejoining = None;
             }
-            self.done_waiting(id);
+            if !rejoin {
+                self.done_waiting(id);
+            }
             return;
         }
         self.leave_remote(now, key, out);
@@ -1081,9 +1109,7 @@ impl ChatCore {
             }
             match local {
                 Some(id) => {
-                    if let Some(sess) = self.session_mut(id) {
-                        sess.claiming = None;
-                    }
+                    self.set_claiming(id, None);
                     self.do_rename(now, id, was, new, out);
                     self.release_held(now, id, out);
                 }
@@ -1108,8 +1134,8 @@ impl ChatCore {
             self.displace(now, key, out);
         }
         let local = me.then(|| parse_conn(conn)).flatten().filter(|id| {
-            self.session(*id)
-                .is_some_and(|s| s.claiming == Some(new) || s.nick == Some(new))
+            self.claiming(*id) == Some(new)
+                || self.session(*id).is_some_and(|s| s.nick == Some(new))
         });
         if let Some(c) = self.cluster.as_mut() {
             c.owners.insert(
@@ -1140,10 +1166,10 @@ impl ChatCore {
             }
             return;
         };
+        self.set_claiming(id, None);
         let Some(sess) = self.session_mut(id) else {
             return;
         };
-        sess.claiming = None;
         let returning = sess.nick.is_some();
         sess.nick = Some(new);
         self.nicks.insert(key, id);
@@ -1345,14 +1371,12 @@ impl ChatCore {
         old: Option<Nick>,
         out: &mut impl Outbox,
     ) {
-        if self.session(id).is_some_and(|s| s.claiming.is_some()) {
+        if self.claiming(id).is_some() {
             return; // one claim at a time; its answer comes back soon
         }
         let up = self.cluster.as_ref().is_some_and(|c| c.link_up);
-        if up {
-            if let Some(sess) = self.session_mut(id) {
-                sess.claiming = Some(new);
-            }
+        if up && self.session(id).is_some() {
+            self.set_claiming(id, Some(new));
         }
         let Some(transport) = self.session(id).map(|s| s.transport) else {
             return;
