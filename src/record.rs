@@ -156,9 +156,11 @@ pub enum Record<'a> {
         ok: bool,
     },
     /// Cluster: a node's incarnation was declared dead (its lease expired); its users left.
+    /// (`failed_node`, since a record applied from the stream already has a `node`: where
+    /// the entry came from.)
     NodeDown {
         #[serde(borrow)]
-        node: Cow<'a, str>,
+        failed_node: Cow<'a, str>,
         #[serde(borrow)]
         incarnation: Cow<'a, str>,
     },

@@ -52,7 +52,7 @@ const ANNOUNCEMENT: &str = "Public Server Announcement: ";
 const CSEQ: &str = "cseq";
 const ORIGIN: &str = "node";
 /// New record kinds and their fields.
-const NODE_DOWN: &str = "node_down"; // node, incarnation
+const NODE_DOWN: &str = "node_down"; // failed_node, incarnation
 const GAP: &str = "gap"; // from, to
 const EPOCH_CHANGE: &str = "epoch_change"; // old, new, last_seq
 /// Existing record kinds the tests read.
@@ -977,7 +977,12 @@ fn k4_a_killed_node_s_users_leave_everywhere() {
             .filter(|r| r["kind"] == NODE_DOWN)
             .collect();
         assert_eq!(downs.len(), 1, "node {}: {downs:?}", node.id);
-        assert_eq!(downs[0][ORIGIN], "n3", "{}", downs[0]);
+        assert_eq!(downs[0]["failed_node"], "n3", "{}", downs[0]);
+        assert!(
+            ["n1", "n2"].contains(&downs[0][ORIGIN].as_str().unwrap_or("")),
+            "the reaping node is the origin: {}",
+            downs[0]
+        );
         assert!(
             downs[0]["incarnation"]
                 .as_str()

@@ -601,3 +601,25 @@ fn records_applied_from_the_cluster_carry_cseq_and_node_and_read_back() {
     assert_eq!(read_back[2].1.cseq, None);
     assert_eq!(read_back[0].1.record, chat("shared"));
 }
+
+#[test]
+fn a_node_down_applied_from_the_cluster_has_no_duplicate_key_and_parses_back() {
+    let dir = TempDir::new("node-down");
+    let path = dir.file("chat.log");
+    let mut store = LogStore::open(&path).unwrap();
+    store.set_origin(Some((7, "n1")));
+    let down = Record::NodeDown {
+        failed_node: Cow::Borrowed("n3"),
+        incarnation: Cow::Borrowed("abc"),
+    };
+    store.append(T0, &down).unwrap();
+    store.sync().unwrap();
+    let text = read(&path);
+    let line = text.lines().next().unwrap();
+    assert_eq!(line.matches("\"node\":").count(), 1, "{line}");
+    // The record's own fields (from `kind` on) parse back as the record.
+    let (_, rest) = line.split_once(",\"kind\"").unwrap();
+    let body = format!("{{\"kind\"{rest}");
+    let parsed: Record<'_> = serde_json::from_str(&body).unwrap();
+    assert_eq!(parsed, down);
+}

@@ -1281,7 +1281,7 @@ impl ChatCore {
         let _ = out.log(
             now,
             &Record::NodeDown {
-                node: Cow::Borrowed(node),
+                failed_node: Cow::Borrowed(node),
                 incarnation: Cow::Borrowed(inc),
             },
         );
