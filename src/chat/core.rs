@@ -895,8 +895,25 @@ impl ChatCore {
             return;
         };
         channel.members.retain(|m| *m != id);
+        let notice = self.moderation.leave_notice.take();
+        self.log_and_tell_leave(now, ch, nick, notice, out);
+    }
+
+    /// Logs `nick`'s leave of channel `ch` (already out of its member lists) and tells the
+    /// channel's members here (`notice`, or the usual `left channel` line), unless the
+    /// channel is now empty (dropped) or big enough for the leave to wait for a summary.
+    fn log_and_tell_leave(
+        &mut self,
+        now: Now,
+        ch: ChannelKey,
+        nick: &str,
+        notice: Option<String>,
+        out: &mut impl Outbox,
+    ) {
+        let Some(channel) = self.channels.get(ch as usize) else {
+            return;
+        };
         let name: Box<str> = channel.name.clone();
-        let empty = channel.members.is_empty() && channel.remote.is_empty();
         let members = channel.members.len() + channel.remote.len();
         let seq = out
             .log(
@@ -907,7 +924,7 @@ impl ChatCore {
                 },
             )
             .unwrap_or(0);
-        if empty {
+        if members == 0 {
             self.drop_channel(ch);
             return;
         }
@@ -915,8 +932,7 @@ impl ChatCore {
             return; // told in the next summary
         }
         let kitchen = self.kitchen(now).to_owned();
-        let msg =
-            (self.moderation.leave_notice.take()).unwrap_or_else(|| s::left(&kitchen, nick, &name));
+        let msg = notice.unwrap_or_else(|| s::left(&kitchen, nick, &name));
         if let Some(channel) = self.channels.get(ch as usize) {
             let event = Event {
                 line: &msg,

@@ -1033,39 +1033,7 @@ impl ChatCore {
             return;
         };
         chan.remote.retain(|r| r.lower() != key);
-        let name = chan.name.clone();
-        let empty = chan.members.is_empty() && chan.remote.is_empty();
-        let members = chan.members.len() + chan.remote.len();
-        let seq = out
-            .log(
-                now,
-                &Record::Leave {
-                    nick: Cow::Borrowed(&nick),
-                    channel: Cow::Borrowed(&name),
-                },
-            )
-            .unwrap_or(0);
-        if empty {
-            self.drop_channel(ch);
-            return;
-        }
-        if self.presence.note(ch, members, false, now.mono_ms) {
-            return;
-        }
-        let kitchen = self.kitchen(now).to_owned();
-        let msg = s::left(&kitchen, &nick, &name);
-        if let Some(chan) = self.channels.get(ch as usize) {
-            let event = Event {
-                line: &msg,
-                kind: EventKind::Leave(Presence {
-                    seq,
-                    ts_ms: now.unix_ms,
-                    channel: &name,
-                    nick: &nick,
-                }),
-            };
-            out.publish(&chan.members, &event);
-        }
+        self.log_and_tell_leave(now, ch, &nick, None, out);
     }
 
     /// A `nick` entry: a nickname claimed (`old` None) or a rename (`old` the released one,
