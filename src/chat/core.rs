@@ -772,28 +772,9 @@ impl ChatCore {
                 .and_then(|c| self.channels.get(*c as usize))
                 .map_or(name.to_string(), |c| c.name.to_string())
         });
-        let record = Record::Announcement {
-            text: Cow::Borrowed(text),
-            channel: shown.as_deref().map(Cow::Borrowed),
-            recipients: recipients.len() as u64,
-        };
-        let Ok(seq) = out.log(now, &record) else {
-            return Err(AnnounceError::LogFailed);
-        };
-        let event = Event {
-            line: &s::announcement(text),
-            kind: EventKind::Announcement {
-                seq,
-                ts_ms: now.unix_ms,
-                channel: shown.as_deref(),
-                text,
-            },
-        };
-        out.publish(&recipients, &event);
-        if let Some(channel) = &shown {
-            let entry = Entry::new(EntryKind::Announcement, seq, now.unix_ms, "", text);
-            self.history.push(channel, entry);
-        }
+        let count = recipients.len();
+        self.log_and_publish_announcement(now, text, shown.as_deref(), &recipients, count, out)
+            .map_err(|_| AnnounceError::LogFailed)?;
         Ok(recipients
             .iter()
             .filter_map(|r| self.nick_of(*r).map(|n| format!("@{n}")))
@@ -885,6 +866,41 @@ impl ChatCore {
         self.channel_index.clear();
         self.nick_deadlines.clear();
         self.presence.clear();
+    }
+
+    /// Logs an announcement (to `count` users: the channel `shown`, or everyone), sends it to
+    /// this node's `recipients` and keeps it in the channel's history. `Err`: the log refused
+    /// it, and nobody got it.
+    fn log_and_publish_announcement(
+        &mut self,
+        now: Now,
+        text: &str,
+        shown: Option<&str>,
+        recipients: &[ClientId],
+        count: usize,
+        out: &mut impl Outbox,
+    ) -> Result<u64, super::LogFailed> {
+        let record = Record::Announcement {
+            text: Cow::Borrowed(text),
+            channel: shown.map(Cow::Borrowed),
+            recipients: count as u64,
+        };
+        let seq = out.log(now, &record)?;
+        let event = Event {
+            line: &s::announcement(text),
+            kind: EventKind::Announcement {
+                seq,
+                ts_ms: now.unix_ms,
+                channel: shown,
+                text,
+            },
+        };
+        out.publish(recipients, &event);
+        if let (Some(channel), true) = (shown, self.keeps_history()) {
+            let entry = Entry::new(EntryKind::Announcement, seq, now.unix_ms, "", text);
+            self.history.push(channel, entry);
+        }
+        Ok(seq)
     }
 
     fn leave_channel(&mut self, now: Now, id: ClientId, nick: &str, out: &mut impl Outbox) {

@@ -15,7 +15,6 @@ use super::action::Speech;
 use super::{lower, ChannelKey, ChatCore};
 use crate::chat::command::is_valid_channel;
 use crate::chat::event::{Event, EventKind, Presence};
-use crate::chat::history::{Entry as HistoryEntry, EntryKind};
 use crate::chat::nick::Nick;
 use crate::chat::strings as s;
 use crate::chat::{ClientId, Now, Outbox, Transport};
@@ -907,28 +906,8 @@ impl ChatCore {
             }
             None => (self.local_users(), self.cluster_users(), None),
         };
-        let record = Record::Announcement {
-            text: Cow::Borrowed(text),
-            channel: shown.as_deref().map(Cow::Borrowed),
-            recipients: count as u64,
-        };
-        let Ok(seq) = out.log(now, &record) else {
-            return;
-        };
-        let event = Event {
-            line: &s::announcement(text),
-            kind: EventKind::Announcement {
-                seq,
-                ts_ms: now.unix_ms,
-                channel: shown.as_deref(),
-                text,
-            },
-        };
-        out.publish(&recipients, &event);
-        if let (Some(channel), true) = (&shown, self.keeps_history()) {
-            let entry = HistoryEntry::new(EntryKind::Announcement, seq, now.unix_ms, "", text);
-            self.history.push(channel, entry);
-        }
+        let _ =
+            self.log_and_publish_announcement(now, text, shown.as_deref(), &recipients, count, out);
     }
 
     fn apply_join(&mut self, now: Now, channel: &str, nick: &str, out: &mut impl Outbox) {
